@@ -1,0 +1,1 @@
+"""The HTTP face of pointlog: Qdrant's REST API over Starlette, and the CLI."""

@@ -1,0 +1,266 @@
+"""Qdrant's REST routes for collections and points.
+
+Write handlers parse and validate the body into an operation, publish it, and
+answer with an UpdateResult; nothing is published when validation fails. Read
+handlers answer from the node's local state.
+"""
+import time
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from api.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
+from storage import operations as ops
+from storage import reads
+from storage.apply import collection_not_found
+from storage.collection import Collection
+from storage.errors import BadRequest, Conflict, NotFound, QdrantError
+from storage.ids import encode_id, parse_id
+from storage.search import SearchRequest, search
+from streams.node import Node
+
+VERSION = "1.20.0"
+
+
+def handler(fn):
+    """Wrap a route: envelope, timing, and Qdrant errors instead of 500s."""
+    async def endpoint(request: Request):
+        started = time.perf_counter()
+        try:
+            result = await fn(request, request.app.state.node)
+        except QdrantError as exc:
+            return error(exc, started)
+        if isinstance(result, JSON):
+            return result
+        return ok(result, started)
+    endpoint.__name__ = fn.__name__
+    return endpoint
+
+
+def _collection(request: Request, node: Node) -> Collection:
+    name = request.path_params["collection"]
+    col = node.state.collections.get(name)
+    if col is None:
+        raise collection_not_found(name)
+    return col
+
+
+# ---- service and collections --------------------------------------------------
+
+async def root(request: Request) -> JSON:
+    return JSON({"title": "pointlog - Qdrant-compatible event-sourced vector points service",
+                 "version": VERSION, "commit": None})
+
+
+@handler
+async def list_collections(request: Request, node: Node):
+    return {"collections": [{"name": name} for name in sorted(node.state.collections)]}
+
+
+@handler
+async def collection_exists(request: Request, node: Node):
+    return {"exists": request.path_params["collection"] in node.state.collections}
+
+
+@handler
+async def get_collection(request: Request, node: Node):
+    return collection_info(_collection(request, node))
+
+
+def collection_info(col: Collection) -> dict:
+    extra = col.config.extra
+    hnsw = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0,
+            "on_disk": False, **(extra.get("hnsw_config") or {})}
+    optimizer = {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000, "default_segment_number": 0,
+                 "max_segment_size": None, "memmap_threshold": None, "indexing_threshold": 10000,
+                 "flush_interval_sec": 5, "max_optimization_threads": None,
+                 **(extra.get("optimizers_config") or {})}
+    indexed = 0  # no vector index yet: every search is an exact scan
+    return {
+        "status": "green",
+        "optimizer_status": "ok",
+        "indexed_vectors_count": indexed,
+        "points_count": len(col),
+        "segments_count": 1,
+        "config": {
+            "params": {"vectors": col.config.vectors_json(), "shard_number": extra.get("shard_number", 1),
+                       "replication_factor": extra.get("replication_factor", 1),
+                       "write_consistency_factor": extra.get("write_consistency_factor", 1),
+                       "on_disk_payload": extra.get("on_disk_payload", True)},
+            "hnsw_config": hnsw,
+            "optimizer_config": optimizer,
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": None,
+        },
+        "payload_schema": {},
+    }
+
+
+@handler
+async def create_collection(request: Request, node: Node):
+    name = request.path_params["collection"]
+    ordering_param(request)
+    op = ops.CreateCollection.from_body(await json_body(request, required=False))
+    if name in node.state.collections:
+        raise Conflict(f"Wrong input: Collection `{name}` already exists!")
+    await _submit_checked(request, node, ops.Command(name, op), force_wait=True)
+    return True
+
+
+@handler
+async def delete_collection(request: Request, node: Node):
+    name = request.path_params["collection"]
+    if name not in node.state.collections:
+        return False
+    await _submit_checked(request, node, ops.Command(name, ops.DeleteCollection()), force_wait=True)
+    return True
+
+
+async def _submit_checked(request: Request, node: Node, command: ops.Command, force_wait: bool = False):
+    wait = True if force_wait else bool_param(request, "wait")
+    ordering_param(request)
+    return await node.submit(command, wait, timeout_param(request))
+
+
+# ---- point writes --------------------------------------------------------------
+
+def write_handler(op_class):
+    @handler
+    async def write(request: Request, node: Node):
+        col = _collection(request, node)
+        wait = bool_param(request, "wait")
+        timeout = timeout_param(request)
+        ordering_param(request)
+        op = op_class.from_body(await json_body(request))
+        op.validate_against(col.config)
+        return await node.submit(ops.Command(col.name, op), wait, timeout)
+    write.__name__ = f"write_{op_class.kind}"
+    return write
+
+
+@handler
+async def batch_update(request: Request, node: Node):
+    col = _collection(request, node)
+    wait = bool_param(request, "wait")
+    timeout = timeout_param(request)
+    ordering_param(request)
+    op = ops.Batch.from_body(await json_body(request))
+    op.validate_against(col.config)
+    result = await node.submit(ops.Command(col.name, op), wait, timeout)
+    return [result for _ in op.operations]
+
+
+# ---- point reads ---------------------------------------------------------------
+
+@handler
+async def retrieve_points(request: Request, node: Node):
+    col = _collection(request, node)
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+        raise BadRequest("Format error in JSON body: missing field `ids`")
+    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    return reads.retrieve(col, body["ids"], shape)
+
+
+@handler
+async def get_point(request: Request, node: Node):
+    col = _collection(request, node)
+    raw = request.path_params["point_id"]
+    pid = parse_id(int(raw) if raw.isdigit() else raw)
+    point = col.get(encode_id(pid))
+    if point is None:
+        raise NotFound(f"Not found: No point with id {pid} found")
+    return reads.Shape(True, True).record(col, point)
+
+
+@handler
+async def scroll_points(request: Request, node: Node):
+    col = _collection(request, node)
+    body = await json_body(request, required=False)
+    if not isinstance(body, dict):
+        raise BadRequest("Format error in JSON body: expected a JSON object")
+    if body.get("order_by") is not None:
+        raise BadRequest("Bad request: No range index for `order_by` key found. "
+                         "Please create one to use `order_by`.")
+    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
+
+
+@handler
+async def count_points(request: Request, node: Node):
+    col = _collection(request, node)
+    body = await json_body(request, required=False)
+    if not isinstance(body, dict):
+        raise BadRequest("Format error in JSON body: expected a JSON object")
+    return {"count": reads.count(col, body.get("filter"))}
+
+
+@handler
+async def query_points(request: Request, node: Node):
+    col = _collection(request, node)
+    return {"points": search(col, SearchRequest.from_query(await _object_body(request)))}
+
+
+@handler
+async def query_batch(request: Request, node: Node):
+    col = _collection(request, node)
+    body = await _object_body(request)
+    searches = body.get("searches")
+    if not isinstance(searches, list):
+        raise BadRequest("Format error in JSON body: missing field `searches`")
+    return [{"points": search(col, SearchRequest.from_query(_object(s)))} for s in searches]
+
+
+@handler
+async def search_points(request: Request, node: Node):
+    col = _collection(request, node)
+    return search(col, SearchRequest.from_search(await _object_body(request)))
+
+
+@handler
+async def search_batch(request: Request, node: Node):
+    col = _collection(request, node)
+    body = await _object_body(request)
+    searches = body.get("searches")
+    if not isinstance(searches, list):
+        raise BadRequest("Format error in JSON body: missing field `searches`")
+    return [search(col, SearchRequest.from_search(_object(s))) for s in searches]
+
+
+async def _object_body(request: Request) -> dict:
+    return _object(await json_body(request))
+
+
+def _object(value) -> dict:
+    if not isinstance(value, dict):
+        raise BadRequest("Format error in JSON body: expected a JSON object")
+    return value
+
+
+_C = "/collections/{collection}"
+
+ROUTES = [
+    Route("/", root),
+    Route("/collections", list_collections),
+    Route(_C + "/exists", collection_exists),
+    Route(_C, get_collection, methods=["GET"]),
+    Route(_C, create_collection, methods=["PUT"]),
+    Route(_C, delete_collection, methods=["DELETE"]),
+    Route(_C + "/points", write_handler(ops.Upsert), methods=["PUT"]),
+    Route(_C + "/points", retrieve_points, methods=["POST"]),
+    Route(_C + "/points/batch", batch_update, methods=["POST"]),
+    Route(_C + "/points/vectors", write_handler(ops.UpdateVectors), methods=["PUT"]),
+    Route(_C + "/points/vectors/delete", write_handler(ops.DeleteVectors), methods=["POST"]),
+    Route(_C + "/points/payload", write_handler(ops.SetPayload), methods=["POST"]),
+    Route(_C + "/points/payload", write_handler(ops.OverwritePayload), methods=["PUT"]),
+    Route(_C + "/points/payload/delete", write_handler(ops.DeletePayload), methods=["POST"]),
+    Route(_C + "/points/payload/clear", write_handler(ops.ClearPayload), methods=["POST"]),
+    Route(_C + "/points/delete", write_handler(ops.DeletePoints), methods=["POST"]),
+    Route(_C + "/points/scroll", scroll_points, methods=["POST"]),
+    Route(_C + "/points/count", count_points, methods=["POST"]),
+    Route(_C + "/points/query", query_points, methods=["POST"]),
+    Route(_C + "/points/query/batch", query_batch, methods=["POST"]),
+    Route(_C + "/points/search", search_points, methods=["POST"]),
+    Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
+    Route(_C + "/points/{point_id}", get_point, methods=["GET"]),
+]

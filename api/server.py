@@ -1,0 +1,32 @@
+"""``pointlog serve``: the Faust worker and the Starlette app on one event loop."""
+import asyncio
+import logging
+import os
+
+import faust
+from faust.contrib.asgi import serve_asgi
+
+from api.app import build_app
+from storage.state import State
+from streams.node import Node, Settings
+from streams.producer import Producer
+from streams.topics import ensure_topics
+from streams.worker import build_faust_app
+
+log = logging.getLogger("pointlog")
+
+
+def serve(settings: Settings, loglevel: str = "warning") -> None:
+    # The topic must exist before the consumer subscribes; broker auto-create is off.
+    asyncio.run(ensure_topics(settings.bootstrap, settings.topic, settings.partitions))
+    state = State(os.path.join(settings.data_dir, "state"))
+    node = Node(settings, state, Producer(settings.bootstrap, settings.topic, linger_ms=settings.linger_ms))
+    app = build_faust_app(node)
+    serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    print(f"pointlog: applying {settings.topic}@{settings.bootstrap} into {settings.data_dir}; "
+          f"HTTP on http://{settings.host}:{settings.port}", flush=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        state.close()

@@ -1,0 +1,179 @@
+"""``apply(state, command, offset)``: the one place where operations change state.
+
+It is deterministic: it reads only the state and the command, and the offset
+becomes the version of every point it touches. Errors are the ones Qdrant reports
+while applying (e.g. 404 for a payload update of a missing point); changes made
+before the error stay, as in Qdrant, whose updates are not transactional either.
+"""
+from storage import operations as ops
+from storage.collection import Collection, Point
+from storage.errors import BadRequest, Conflict, NotFound
+from storage.filters import compile_filter
+from storage.ids import decode_id, encode_id
+from storage.paths import clone_json, delete_at_path, set_at_path
+from storage.state import State
+
+
+def apply(state: State, command: ops.Command, offset: int) -> None:
+    op = command.op
+    if isinstance(op, ops.CreateCollection):
+        _create_collection(state, command.collection, op, offset)
+        return
+    col = state.collections.get(command.collection)
+    if col is None:
+        if isinstance(op, ops.DeleteCollection):
+            return
+        raise collection_not_found(command.collection)
+    if isinstance(op, ops.DeleteCollection):
+        state.drop_collection(col)
+        return
+    # Validated again here because producers may write to the log directly.
+    op.validate_against(col.config)
+    _APPLY[type(op)](state, col, op, offset)
+
+
+def collection_not_found(name: str) -> NotFound:
+    return NotFound(f"Not found: Collection `{name}` doesn't exist!")
+
+
+def point_not_found(pid) -> NotFound:
+    return NotFound(f"Not found: No point with id {pid} found")
+
+
+def _create_collection(state: State, name: str, op: ops.CreateCollection, offset: int) -> None:
+    if name in state.collections:
+        raise Conflict(f"Wrong input: Collection `{name}` already exists!")
+    state.put_collection(Collection(state.allocate_cid(), name, op.config, offset))
+
+
+def _selected_keys(col: Collection, selector: ops.PointsSelector) -> list:
+    """Keys in request order (ids) or scroll order (filter); missing ids are kept."""
+    if selector.ids is not None:
+        if not selector.ids:
+            raise BadRequest("Wrong input: Empty update request")
+        return [encode_id(pid) for pid in dict.fromkeys(selector.ids)]
+    flt = compile_filter(selector.filter)
+    return [key for key in col.order
+            if flt.matches(col.points[key].id, col.points[key].payload, col.vector_names(key))]
+
+
+def _for_each_existing(col: Collection, keys: list, update) -> None:
+    """Run ``update(point)`` on each existing point; then 404 for the first missing one,
+    because Qdrant updates all the points it has before reporting the missing id."""
+    missing = None
+    for key in keys:
+        point = col.points.get(key)
+        if point is None:
+            if missing is None:
+                missing = key
+            continue
+        update(point)
+    if missing is not None:
+        raise point_not_found(decode_id(missing))
+
+
+def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
+    if not op.points:
+        raise BadRequest("Wrong input: Empty update request")
+    for p in op.points:
+        key = encode_id(p.id)
+        point = Point(p.id, key, clone_json(p.payload) if p.payload else {}, offset)
+        col.add(point)
+        for name, store in col.vectors.items():
+            vec = p.vectors.get(name)
+            if vec is None:
+                store.remove(key)
+            else:
+                store.put(key, store.prepare(vec))
+        state.put_point(col, point)
+
+
+def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset: int) -> None:
+    by_key = {}
+    for p in op.points:
+        by_key.setdefault(encode_id(p.id), {}).update(p.vectors)
+
+    def update(point: Point) -> None:
+        for name, vec in by_key[point.key].items():
+            store = col.vectors[name]
+            store.put(point.key, store.prepare(vec))
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, list(by_key), update)
+
+
+def _delete_vectors(state: State, col: Collection, op: ops.DeleteVectors, offset: int) -> None:
+    def update(point: Point) -> None:
+        for name in op.names:
+            col.vectors[name].remove(point.key)
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, _selected_keys(col, op.selector), update)
+
+
+def _set_payload(state: State, col: Collection, op: ops.SetPayload, offset: int) -> None:
+    def update(point: Point) -> None:
+        payload = clone_json(point.payload)
+        set_at_path(payload, op.key, op.payload)
+        point.payload = payload
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, _selected_keys(col, op.selector), update)
+
+
+def _overwrite_payload(state: State, col: Collection, op: ops.OverwritePayload, offset: int) -> None:
+    def update(point: Point) -> None:
+        point.payload = clone_json(op.payload)
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, _selected_keys(col, op.selector), update)
+
+
+def _delete_payload(state: State, col: Collection, op: ops.DeletePayload, offset: int) -> None:
+    def update(point: Point) -> None:
+        payload = clone_json(point.payload)
+        for key in op.keys:
+            delete_at_path(payload, key)
+        point.payload = payload
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, _selected_keys(col, op.selector), update)
+
+
+def _clear_payload(state: State, col: Collection, op: ops.ClearPayload, offset: int) -> None:
+    def update(point: Point) -> None:
+        point.payload = {}
+        _touch(state, col, point, offset)
+
+    _for_each_existing(col, _selected_keys(col, op.selector), update)
+
+
+def _delete_points(state: State, col: Collection, op: ops.DeletePoints, offset: int) -> None:
+    for key in _selected_keys(col, op.selector):
+        if key in col.points:
+            col.remove(key)
+            state.delete_point(col, key)
+
+
+def _batch(state: State, col: Collection, op: ops.Batch, offset: int) -> None:
+    # Stops at the first error; what ran before it stays applied, as in Qdrant.
+    for inner in op.operations:
+        _APPLY[type(inner)](state, col, inner, offset)
+
+
+def _touch(state: State, col: Collection, point: Point, offset: int) -> None:
+    point.version = offset
+    state.put_point(col, point)
+
+
+_APPLY = {
+    ops.Upsert: _upsert,
+    ops.UpdateVectors: _update_vectors,
+    ops.DeleteVectors: _delete_vectors,
+    ops.SetPayload: _set_payload,
+    ops.OverwritePayload: _overwrite_payload,
+    ops.DeletePayload: _delete_payload,
+    ops.ClearPayload: _clear_payload,
+    ops.DeletePoints: _delete_points,
+    ops.Batch: _batch,
+}

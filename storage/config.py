@@ -1,0 +1,95 @@
+"""Collection configuration: vector names, sizes and distances.
+
+An unnamed collection has exactly one vector, named ``""``; it is written and read
+as a plain list. A named collection has a dict of vector names.
+"""
+from dataclasses import dataclass, field
+
+from storage.errors import BadRequest, Unprocessable
+
+DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+DEFAULT_VECTOR = ""
+
+
+@dataclass(frozen=True)
+class VectorParams:
+    size: int
+    distance: str
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "distance": self.distance}
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    vectors: dict  # name -> VectorParams
+    named: bool
+    extra: dict = field(default_factory=dict)  # accepted create-time settings, echoed back
+
+    @staticmethod
+    def from_body(body) -> "CollectionConfig":
+        if not isinstance(body, dict):
+            raise BadRequest("Format error in JSON body: expected a JSON object")
+        raw = body.get("vectors")
+        if raw is None:
+            # Qdrant allows collections without dense vectors (sparse only); we
+            # have no sparse support, so an empty named config is what that means.
+            if body.get("sparse_vectors"):
+                raise BadRequest("Sparse vectors are not supported by pointlog")
+            return CollectionConfig({}, True, _extra(body))
+        if body.get("sparse_vectors"):
+            raise BadRequest("Sparse vectors are not supported by pointlog")
+        if not isinstance(raw, dict):
+            raise BadRequest("Format error in JSON body: vectors must be an object")
+        if "size" in raw or "distance" in raw:
+            return CollectionConfig({DEFAULT_VECTOR: _params(raw, "vectors")}, False, _extra(body))
+        vectors = {}
+        for name, params in raw.items():
+            vectors[name] = _params(params, f"vectors.{name}")
+        return CollectionConfig(vectors, True, _extra(body))
+
+    def to_json(self) -> dict:
+        """The create-collection body that reproduces this config."""
+        body = dict(self.extra)
+        if self.named:
+            body["vectors"] = {n: p.to_json() for n, p in self.vectors.items()}
+        else:
+            body["vectors"] = self.vectors[DEFAULT_VECTOR].to_json()
+        return body
+
+    def vectors_json(self) -> dict:
+        if self.named:
+            return {n: p.to_json() for n, p in self.vectors.items()}
+        return self.vectors[DEFAULT_VECTOR].to_json()
+
+    def params(self, name: str) -> VectorParams:
+        try:
+            return self.vectors[name]
+        except KeyError:
+            raise BadRequest(f"Wrong input: Not existing vector name error: {name}") from None
+
+
+def _params(raw, where: str) -> VectorParams:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"Format error in JSON body: {where} must be an object with size and distance")
+    size, distance = raw.get("size"), raw.get("distance")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise BadRequest(f"Format error in JSON body: {where}.size must be a positive integer")
+    if size < 1 or size > 65536:
+        raise Unprocessable(f"Validation error in JSON body: [{where}.size: value {size} invalid, must be from 1 to 65536]")
+    if distance not in DISTANCES:
+        raise BadRequest(f"Format error in JSON body: {where}.distance: unknown variant `{distance}`, "
+                         "expected one of `Cosine`, `Euclid`, `Dot`, `Manhattan`")
+    unsupported = set(raw) & {"multivector_config", "datatype"}
+    for key in unsupported:
+        if raw[key] not in (None, "float32"):
+            raise BadRequest(f"{where}.{key} is not supported by pointlog")
+    return VectorParams(size, distance)
+
+
+_KEPT = ("hnsw_config", "optimizers_config", "wal_config", "quantization_config",
+         "on_disk_payload", "shard_number", "replication_factor", "write_consistency_factor")
+
+
+def _extra(body: dict) -> dict:
+    return {k: body[k] for k in _KEPT if body.get(k) is not None}

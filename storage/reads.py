@@ -1,0 +1,142 @@
+"""Reads over a collection: retrieve, scroll, count, and the shape of returned records.
+
+Records are plain dicts ready for JSON; vectors stay float32 numpy arrays so the
+response encoder writes them without a Python float per element.
+"""
+from bisect import bisect_left
+
+from storage.collection import Collection, Point
+from storage.config import DEFAULT_VECTOR
+from storage.errors import BadRequest, Unprocessable
+from storage.filters import compile_filter
+from storage.ids import encode_id, parse_id
+
+
+class Shape:
+    """What of a point to return: ``with_payload`` and ``with_vector(s)`` as Qdrant takes them."""
+
+    def __init__(self, with_payload=True, with_vector=False):
+        self.payload = _payload_selector(with_payload)
+        self.vector = _vector_selector(with_vector)
+
+    def record(self, col: Collection, point: Point) -> dict:
+        out = {"id": point.id}
+        if self.payload is not None:
+            out["payload"] = self.payload(point.payload)
+        if self.vector is not None:
+            out["vector"] = _vector_output(col, point.key, self.vector)
+        return out
+
+
+def _payload_selector(value):
+    if value is True:
+        return lambda p: p
+    if value is False or value is None:
+        return None
+    if isinstance(value, list):
+        return _include(_key_list(value, "with_payload"))
+    if isinstance(value, dict):
+        if isinstance(value.get("include"), list) and len(value) == 1:
+            return _include(_key_list(value["include"], "with_payload.include"))
+        if isinstance(value.get("exclude"), list) and len(value) == 1:
+            keys = _key_list(value["exclude"], "with_payload.exclude")
+            return lambda p: {k: v for k, v in p.items() if k not in keys}
+    raise BadRequest("Format error in JSON body: with_payload must be a bool, a list of keys, "
+                     "or {\"include\": [...]} / {\"exclude\": [...]}")
+
+
+def _key_list(value: list, where: str) -> list:
+    if not all(isinstance(k, str) for k in value):
+        raise BadRequest(f"Format error in JSON body: {where} must be a list of strings")
+    return value
+
+
+def _include(keys: list):
+    def select(payload: dict) -> dict:
+        out = {}
+        for key in keys:
+            _copy_path(payload, out, key.split("."))
+        return out
+    return select
+
+
+def _copy_path(src: dict, dst: dict, parts: list) -> None:
+    head = parts[0]
+    if head not in src:
+        return
+    if len(parts) == 1:
+        dst[head] = src[head]
+    elif isinstance(src[head], dict):
+        _copy_path(src[head], dst.setdefault(head, {}), parts[1:])
+
+
+def _vector_selector(value):
+    if value is True:
+        return True
+    if value is False or value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(n, str) for n in value):
+        return set(value)
+    raise BadRequest("Format error in JSON body: with_vector must be a bool or a list of vector names")
+
+
+def _vector_output(col: Collection, key: bytes, selection):
+    vectors = col.point_vectors(key)
+    if selection is not True:
+        vectors = {n: v for n, v in vectors.items() if n in selection}
+    # A plain list only when the set returned is exactly the unnamed vector.
+    if set(vectors) == {DEFAULT_VECTOR}:
+        return vectors[DEFAULT_VECTOR]
+    return vectors
+
+
+def retrieve(col: Collection, ids: list, shape: Shape) -> list:
+    out = []
+    for pid in dict.fromkeys(parse_id(i) for i in ids):
+        point = col.points.get(encode_id(pid))
+        if point is not None:
+            out.append(shape.record(col, point))
+    return out
+
+
+def matching(col: Collection, raw_filter):
+    """Points matching a raw filter, in scroll order, lazily."""
+    flt = compile_filter(raw_filter)
+    points = col.points
+    if flt is None:
+        return (points[k] for k in col.order)
+    return (p for p in (points[k] for k in col.order) if flt.matches(p.id, p.payload, col.vector_names(p.key)))
+
+
+def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dict:
+    limit = _limit(limit, default=10)
+    start = 0 if offset is None else bisect_left(col.order, encode_id(parse_id(offset)))
+    flt = compile_filter(raw_filter)
+    page, next_offset = [], None
+    for key in col.order.islice(start):
+        point = col.points[key]
+        if flt is not None and not flt.matches(point.id, point.payload, col.vector_names(key)):
+            continue
+        if len(page) == limit:
+            next_offset = point.id
+            break
+        page.append(shape.record(col, point))
+    return {"points": page, "next_page_offset": next_offset}
+
+
+def count(col: Collection, raw_filter) -> int:
+    if raw_filter is None:
+        return len(col)
+    return sum(1 for _ in matching(col, raw_filter))
+
+
+def _limit(value, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("Format error in JSON body: limit must be a positive integer")
+    if value < 1:
+        raise Unprocessable("Validation error in JSON body: [limit: value 0 invalid, must be 1 or greater]"
+                            if value == 0 else
+                            f"Format error in JSON body: invalid value: integer `{value}`, expected usize")
+    return value

@@ -1,0 +1,37 @@
+"""Creating the WAL topic and its dead-letter topic, which broker auto-create must not do."""
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+# The log is the source of truth: it is never deleted by time or size.
+WAL_CONFIG = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "max.message.bytes": str(64 * 1024 * 1024),
+}
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replication: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(name, partitions, replication, topic_configs=WAL_CONFIG)
+                  for name in (topic, dlq_topic(topic)) if name not in existing]
+        if not wanted:
+            return
+        response = await admin.create_topics(wanted)
+        for name, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create topic {name}: error {code} {rest}")
+            log.info("created topic %s", name)
+    finally:
+        await admin.close()
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + ".dlq"
