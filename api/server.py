@@ -18,9 +18,11 @@ log = logging.getLogger("pointlog")
 
 def serve(settings: Settings, loglevel: str = "warning") -> None:
     # The topic must exist before the consumer subscribes; broker auto-create is off.
-    asyncio.run(ensure_topics(settings.bootstrap, settings.topic, settings.partitions))
+    partitions = asyncio.run(ensure_topics(settings.bootstrap, settings.topic, settings.partitions))
     state = State(os.path.join(settings.data_dir, "state"))
     node = Node(settings, state, Producer(settings.bootstrap, settings.topic, linger_ms=settings.linger_ms))
+    for partition in range(partitions):
+        node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
     app = build_faust_app(node)
     serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

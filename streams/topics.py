@@ -15,20 +15,22 @@ WAL_CONFIG = {
 _TOPIC_ALREADY_EXISTS = 36
 
 
-async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replication: int = 1) -> None:
+async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replication: int = 1) -> int:
+    """Create the WAL and DLQ topics if missing; return the WAL's partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(name, partitions, replication, topic_configs=WAL_CONFIG)
                   for name in (topic, dlq_topic(topic)) if name not in existing]
-        if not wanted:
-            return
-        response = await admin.create_topics(wanted)
-        for name, code, *rest in response.topic_errors:
-            if code not in (0, _TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"cannot create topic {name}: error {code} {rest}")
-            log.info("created topic %s", name)
+        if wanted:
+            response = await admin.create_topics(wanted)
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"cannot create topic {name}: error {code} {rest}")
+                log.info("created topic %s", name)
+        described = await admin.describe_topics([topic])
+        return len(described[0]["partitions"]) or partitions
     finally:
         await admin.close()
 

@@ -1,0 +1,124 @@
+"""Helpers shared by tests and benchmarks: a pointlog server subprocess, topic offsets."""
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} not open after {timeout}s")
+
+
+class Server:
+    """``pointlog serve`` as a real process, as an operator would run it."""
+
+    def __init__(self, bootstrap: str, topic: str, data_dir: str, port: int, env: dict | None = None):
+        self.bootstrap, self.topic, self.data_dir, self.port = bootstrap, topic, data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(data_dir + ".log")
+
+    def start(self, timeout: float = 60.0) -> None:
+        os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--bootstrap", self.bootstrap, "--topic", self.topic,
+             "--data-dir", self.data_dir, "--port", str(self.port), "--loglevel", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.extra_env),
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.tail_log()}")
+            try:
+                if httpx.get(self.url + "/", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not answering after {timeout}s: {self.tail_log()}")
+
+    def tail_log(self, n: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def applied(self) -> dict:
+        """{partition: last applied offset} from the node's /metrics."""
+        text = httpx.get(self.url + "/metrics", timeout=5).text
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("pointlog_applied_offset{"):
+                labels, value = line.rsplit(" ", 1)
+                out[int(labels.split('partition="')[1].split('"')[0])] = int(value)
+        return out
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Until this node has applied everything in its topic right now."""
+        ends = end_offsets(self.bootstrap, self.topic)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            applied = self.applied()
+            if all(applied.get(p, -1) >= end - 1 for p, end in ends.items()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"node did not reach {ends}; applied {self.applied()}")
+
+    def digest(self) -> str:
+        """``pointlog digest`` of this node's data dir (the node must be stopped)."""
+        out = subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", self.data_dir],
+                             check=True, capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return out.stdout
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict:
+    """The topic's end offset per partition, read with a real consumer."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read():
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            ends = await consumer.end_offsets(tps)
+            return {tp.partition: off for tp, off in ends.items()}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
