@@ -33,12 +33,12 @@ class DeadLetter:
     reason: str
 
 
-class Gap(Exception):
-    """The consumer skipped offsets; it must seek back to ``expected``."""
-
-    def __init__(self, partition: int, expected: int, got: int):
-        super().__init__(f"partition {partition}: expected offset {expected}, got {got}")
-        self.partition, self.expected, self.got = partition, expected, got
+@dataclass
+class Gap:
+    """The consumer skipped offsets of a partition; it must seek back to ``expected``."""
+    partition: int
+    expected: int
+    got: int
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Applied:
     offsets: dict  # partition -> last offset in this group
     failures: list  # (partition, offset, error dict)
     dead: list  # DeadLetter
+    gaps: list  # Gap: partitions to seek back
 
 
 class Applier:
@@ -53,32 +54,47 @@ class Applier:
         self.state = state
         self.topic = topic
         self._applied: dict = {}  # partition -> offset, a cache of the state's
+        self._seeking: dict = {}  # partition -> [expected offset, last offset seen since]
 
     def applied(self, partition: int) -> int:
         if partition not in self._applied:
             self._applied[partition] = self.state.applied_offset(self.topic, partition)
         return self._applied[partition]
 
-    def apply_records(self, records, accept_gap: int | None = None) -> Applied:
-        """Apply a group of records and stage them; the caller commits with ``commit``.
-
-        ``accept_gap`` is an offset the consumer came back to after seeking to the
-        gap before it: offsets are contiguous unless the broker skipped some
-        (transaction markers), and then the second answer is the same.
-        """
-        result = Applied({}, [], [])
+    def apply_records(self, records) -> Applied:
+        """Apply a group of records and stage them; the caller commits with ``commit``
+        and then seeks back every partition listed in ``gaps``."""
+        result = Applied({}, [], [], [])
         for rec in records:
-            applied = self.applied(rec.partition)
-            if rec.offset <= applied:
+            if rec.offset <= self.applied(rec.partition) or not self._in_sequence(rec, result):
                 continue
-            if rec.offset > applied + 1 and rec.offset != accept_gap:
-                if result.offsets:
-                    self.commit(result)
-                raise Gap(rec.partition, applied + 1, rec.offset)
             self._apply_one(rec, result)
             self._applied[rec.partition] = rec.offset
             result.offsets[rec.partition] = rec.offset
         return result
+
+    def _in_sequence(self, rec: Record, result: Applied) -> bool:
+        """Offsets are contiguous unless the broker skipped some (transaction markers).
+        On a gap, seek back and drop what was queued before the seek; when the
+        re-fetch starts (offsets go back) past the expected offset, the broker has
+        confirmed those offsets hold nothing."""
+        expected = self.applied(rec.partition) + 1
+        seeking = self._seeking.get(rec.partition)
+        if rec.offset == expected:
+            self._seeking.pop(rec.partition, None)
+            return True
+        if seeking is None:
+            self._seeking[rec.partition] = [expected, rec.offset]
+            result.gaps.append(Gap(rec.partition, expected, rec.offset))
+            log.warning("partition %s: expected offset %s, got %s; seeking back", rec.partition, expected, rec.offset)
+            return False
+        if rec.offset <= seeking[1]:
+            log.error("partition %s: offsets %s..%s hold no records; continuing at %s",
+                      rec.partition, expected, rec.offset - 1, rec.offset)
+            self._seeking.pop(rec.partition)
+            return True
+        seeking[1] = rec.offset
+        return False
 
     def _apply_one(self, rec: Record, result: Applied) -> None:
         try:

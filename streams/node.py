@@ -22,7 +22,7 @@ class Settings:
     port: int = 6333
     group: str = ""  # consumer group; defaults to one derived from data_dir
     partitions: int = 1
-    fetch_wait_ms: int = 5
+    fetch_wait_ms: int = 50  # a fetch returns as soon as a record arrives; this bounds idle polls
     linger_ms: int = 1
 
 

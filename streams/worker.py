@@ -7,7 +7,6 @@ Two faust defaults are wrong for a WAL consumer and are replaced here:
 - how long a fetch may wait: faust hard-codes 1.5 s, which would be added to every
   ``wait=true`` write; we wait a few milliseconds.
 """
-import asyncio
 import hashlib
 import logging
 import os
@@ -16,11 +15,14 @@ import faust
 import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.applier import Applier, Gap, Record
+from faust.types import TP
+
+from streams.applier import Applier, Record
 from streams.node import Node
 from streams.topics import dlq_topic
 
 log = logging.getLogger(__name__)
+MAX_GROUP = 500  # records per state commit
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -80,38 +82,45 @@ def build_faust_app(node: Node) -> PointlogApp:
         consumer_auto_offset_reset="earliest",
         agent_supervisor=mode.CrashingSupervisor,
         stream_wait_empty=False,
+        table_standby_replicas=0,
+        # A SIGKILLed member blocks the next join until its session times out.
         broker_session_timeout=10,
-        broker_heartbeat_interval=1,
+        broker_heartbeat_interval=3,
+        broker_rebalance_timeout=20,
+        broker_request_timeout=30,
+        consumer_max_fetch_size=64 * 1024 * 1024,
         datadir=os.path.join(s.data_dir, "faust"),
     )
     app.pointlog_applier = Applier(node.state, s.topic)
     app.pointlog_fetch_wait_ms = s.fetch_wait_ms
     wal = app.topic(s.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                     value_serializer="raw", internal=False)
-    reseeked: dict = {}
 
     @app.agent(wal, name="pointlog-applier")
     async def apply_wal(stream):
-        applier: Applier = app.pointlog_applier
+        # Group whatever is already queued into one commit, but never wait for more:
+        # a lone record is applied at once (wait=true latency), a burst is batched.
+        queue = stream.channel.queue
+        batch = []
         async for event in stream.events():
             msg = event.message
-            rec = Record(msg.partition, msg.offset, msg.key, msg.value, list(msg.headers or ()),
-                         msg.timestamp)
-            try:
-                result = applier.apply_records([rec], accept_gap=reseeked.get(rec.partition))
-            except Gap as gap:
-                # Never silently skip offsets: seek back once; if the broker again
-                # answers past the gap, those offsets hold no records.
-                log.warning("%s; seeking back", gap)
-                reseeked[gap.partition] = gap.got
-                await app.consumer.seek(msg.tp, gap.expected)
-                continue
-            for dead in result.dead:
-                await node.publish_dead_letter(dlq_topic(s.topic), dead)
-            applier.commit(result)
-            for partition, offset, error in result.failures:
-                node.progress.record_failure(partition, offset, error)
-            for partition, offset in result.offsets.items():
-                node.progress.advance(partition, offset)
+            batch.append(Record(msg.partition, msg.offset, msg.key, msg.value, list(msg.headers or ()),
+                                msg.timestamp))
+            if len(batch) >= MAX_GROUP or queue.empty():
+                await _apply_group(batch)
+                batch = []
+
+    async def _apply_group(batch: list) -> None:
+        applier: Applier = app.pointlog_applier
+        result = applier.apply_records(batch)
+        for dead in result.dead:
+            await node.publish_dead_letter(dlq_topic(s.topic), dead)
+        applier.commit(result)
+        for partition, offset, error in result.failures:
+            node.progress.record_failure(partition, offset, error)
+        for partition, offset in result.offsets.items():
+            node.progress.advance(partition, offset)
+        for gap in result.gaps:
+            await app.consumer.seek(TP(s.topic, gap.partition), gap.expected)
 
     return app
