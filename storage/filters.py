@@ -45,8 +45,7 @@ import re
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from typing import Any, Callable, Collection, Iterable
+from typing import Any, Callable, Collection
 
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId, parse_id
@@ -564,12 +563,39 @@ def _values_null(values: list) -> bool:
 
 def _count_matches(values: list, test: Callable[[int], bool]) -> bool:
     if not values:
+        # a missing key has 0 values (servers before the fix of qdrant#9586 never
+        # matched a missing key here; local mode and the fixed server count 0)
         return test(0)
     for v in values:
         count = 0 if v is None else len(v) if type(v) is list else 1
         if test(count):
             return True
     return False
+
+
+# ============================================================================== memo
+
+def _first_n_memo(fn: Callable[[Any], Any], capacity: int,
+                  max_len: int | None = None) -> Callable[[Any], Any]:
+    """Memoize ``fn``, keeping the first ``capacity`` results and never evicting.
+
+    Filters re-read the same payload strings on every scan, in the same order each
+    time: an LRU cache drops to a 0% hit rate as soon as a scan sees more distinct
+    strings than it holds. Keeping the first entries gives a steady hit rate instead.
+    Strings longer than ``max_len`` are not kept, to bound the memory a memo can pin.
+    """
+    memo: dict[Any, Any] = {}
+
+    def memoized(key: Any) -> Any:
+        result = memo.get(key, _MISSING)
+        if result is _MISSING:
+            result = fn(key)
+            if len(memo) < capacity and (max_len is None or len(key) <= max_len):
+                memo[key] = result
+        return result
+
+    memoized.clear = memo.clear  # type: ignore[attr-defined]
+    return memoized
 
 
 # ============================================================================= match
@@ -717,18 +743,19 @@ def _match_except(values: frozenset) -> Callable[[Any], bool]:
 
 
 _WORD = re.compile(r"[^\W_]+")  # runs of letters/digits: the server's default word tokenizer
+_ASCII_WORD = re.compile(r"[a-z0-9]+")  # the same on lowercased ASCII text
 
 
-@lru_cache(maxsize=65536)
 def _tokens(text: str) -> tuple[str, ...]:
-    # split first, lowercase each word after: lowercasing can change what is a word
-    # character (e.g. "İ" -> "i̇"), and the server tokenizes before it lowercases
+    if text.isascii():
+        # ASCII lowercasing is per character, so it can come first
+        return tuple(_ASCII_WORD.findall(text.lower()))
+    # Otherwise split first and lowercase each word: lowercasing can change what is a
+    # word character (e.g. "İ" -> "i̇"), and the server tokenizes before it lowercases.
     return tuple(token.lower() for token in _WORD.findall(text))
 
 
-@lru_cache(maxsize=65536)
-def _token_set(text: str) -> frozenset[str]:
-    return frozenset(_tokens(text))
+_token_set = _first_n_memo(lambda text: frozenset(_tokens(text)), capacity=1 << 15, max_len=256)
 
 
 def _match_text(query: str) -> Callable[[Any], bool]:
@@ -785,7 +812,8 @@ def _range(raw: Any, path: Path, where: str) -> tuple[Callable[[Any], bool], Mat
         for k, v in bounds.items():
             instant = parse_datetime(v)
             if instant is None:
-                raise _format_error(f"{where}.{k}", f'invalid datetime "{v}", expected RFC 3339 (e.g. 2024-01-31T12:00:00Z)')
+                raise _format_error(f"{where}.{k}",
+                                    f'invalid datetime "{v}", expected RFC 3339 (e.g. 2024-01-31T12:00:00Z)')
             instants[k] = instant
         test = _interval(instants)
 
@@ -865,12 +893,14 @@ _DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S %z", "%Y-%m-%dT%H:%M:%S.%f %z", "%Y-%m-%d %H:%M:%S %z",
     "%Y-%m-%d %H:%M:%S.%f %z",
 )
-# The usual RFC 3339 spellings, parsed without strptime. It only accepts strings that
-# one of the formats above also accepts (an offset needs seconds, as there), and any
-# value it cannot build falls back to the full list.
+# The usual RFC 3339 spellings, parsed by the much faster datetime.fromisoformat. The
+# pattern only admits strings one of the formats above also accepts (an offset needs
+# seconds, as there), on which both parsers agree; whatever fromisoformat then refuses
+# still goes through the full list.
 _COMMON_DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:[0-5]\d)?)?)?"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:[0-5]\d)?)?)?",
+    re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -895,20 +925,13 @@ def _normalize_datetime(text: str) -> str:
 
 
 def _fast_datetime(text: str) -> datetime | None:
-    m = _COMMON_DATETIME.fullmatch(text)
-    if m is None:
+    if _COMMON_DATETIME.fullmatch(text) is None:
         return None
-    year, month, day, hour, minute, second, fraction, offset = m.groups()
-    if offset is None or offset == "Z":
-        tz = timezone.utc
-    else:
-        sign = -1 if offset[0] == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
     try:
-        return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                        int(second or 0), int((fraction or "0").ljust(6, "0")), tz)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _strptime_any(text: str) -> datetime | None:
@@ -926,9 +949,7 @@ def parse_datetime(text: str) -> int | None:
     return _datetime_micros(text) if isinstance(text, str) else None
 
 
-@lru_cache(maxsize=65536)
-def _datetime_micros(text: str) -> int | None:
-    # Cached: a scan parses the same payload strings again for every query.
+def _parse_datetime_micros(text: str) -> int | None:
     text = _normalize_datetime(text)
     parsed = _fast_datetime(text) or _strptime_any(text)
     if parsed is None:
@@ -942,6 +963,10 @@ def _datetime_micros(text: str) -> int | None:
         return (parsed - _EPOCH) // _MICROSECOND
     except OverflowError:
         return None
+
+
+# a scan parses the same payload strings again for every query
+_datetime_micros = _first_n_memo(_parse_datetime_micros, capacity=1 << 17, max_len=64)
 
 
 # =============================================================================== geo
@@ -999,13 +1024,19 @@ def _geo_radius(raw: Any, where: str) -> Callable[[Any], bool]:
     radius = _require(raw, "radius", where)
     if not _is_number(radius):
         raise _format_error(f"{where}.radius", f"invalid type: {_describe(radius)}, expected a number")
+    if radius <= 0:
+        return lambda x: False  # a distance is never below zero
     lon2, lat2 = math.radians(c_lon), math.radians(c_lat)
     cos_lat2 = math.cos(lat2)
     sin, cos, asin, sqrt, radians = math.sin, math.cos, math.asin, math.sqrt, math.radians
+    # A great-circle distance is at least R * |latitude difference|: points farther
+    # than that in latitude are rejected without trigonometry (the margin keeps
+    # rounding from rejecting a point the exact formula accepts).
+    lat_reach = math.degrees(radius / _EARTH_RADIUS_M) * (1 + 1e-9) + 1e-9
 
     def pred(x):
         point = _payload_geo(x)
-        if point is None:
+        if point is None or abs(point[1] - c_lat) > lat_reach:
             return False
         lon1, lat1 = radians(point[0]), radians(point[1])
         # haversine: great-circle distance in metres
@@ -1026,7 +1057,8 @@ def _geo_ring(raw: Any, where: str) -> tuple[tuple[float, float], ...]:
     if len(ring) < 4:
         raise _validation_error(f"{where}.points", f"polygon invalid, the size must be at least 4, got {len(ring)}")
     if ring[0] != ring[-1]:
-        raise _validation_error(f"{where}.points", "polygon invalid, the first and the last points should be same to form a closed line")
+        raise _validation_error(f"{where}.points", "polygon invalid, the first and the last points "
+                                                   "should be same to form a closed line")
     return ring
 
 
@@ -1128,9 +1160,11 @@ def _siphash24(data: bytes) -> int:
     return v0 ^ v1 ^ v2 ^ v3
 
 
-@lru_cache(maxsize=1 << 18)
-def _id_hash(point_id: PointId) -> int:
+def _slice_hash(point_id: PointId) -> int:
     # integer ids hash as 8 little-endian bytes, UUIDs as their 16 RFC 4122 bytes
     if isinstance(point_id, int):
         return _siphash24(point_id.to_bytes(8, "little"))
     return _siphash24(uuid.UUID(point_id).bytes)
+
+
+_id_hash = _first_n_memo(_slice_hash, capacity=1 << 16)

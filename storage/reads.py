@@ -10,6 +10,7 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, Unprocessable
 from storage.filters import compile_filter
 from storage.ids import encode_id, parse_id
+from storage.paths import parse_path
 
 
 class Shape:
@@ -34,13 +35,15 @@ def _payload_selector(value):
     if value is False or value is None:
         return None
     if isinstance(value, list):
-        return _include(_key_list(value, "with_payload"))
+        tree = _selector_tree(_key_list(value, "with_payload"))
+        return lambda p: _include(p, tree)
     if isinstance(value, dict):
         if isinstance(value.get("include"), list) and len(value) == 1:
-            return _include(_key_list(value["include"], "with_payload.include"))
+            tree = _selector_tree(_key_list(value["include"], "with_payload.include"))
+            return lambda p: _include(p, tree)
         if isinstance(value.get("exclude"), list) and len(value) == 1:
-            keys = _key_list(value["exclude"], "with_payload.exclude")
-            return lambda p: {k: v for k, v in p.items() if k not in keys}
+            tree = _selector_tree(_key_list(value["exclude"], "with_payload.exclude"))
+            return lambda p: _exclude(p, tree)
     raise BadRequest("Format error in JSON body: with_payload must be a bool, a list of keys, "
                      "or {\"include\": [...]} / {\"exclude\": [...]}")
 
@@ -51,23 +54,58 @@ def _key_list(value: list, where: str) -> list:
     return value
 
 
-def _include(keys: list):
-    def select(payload: dict) -> dict:
+def _selector_tree(keys: list) -> dict:
+    """Key paths merged into a prefix tree: ``a.b``, ``c[]`` -> {"a": {"b": True}, "c": {None: True}};
+    True selects everything below it."""
+    tree: dict = {}
+    for key in keys:
+        *parents, last = parse_path(key)
+        node = tree
+        for step in parents:
+            node = node.setdefault(step, {})
+            if node is True:  # a shorter path already selects all of it
+                break
+        else:
+            node[last] = True
+    return tree
+
+
+# The server filters a payload by walking it with the selector paths: an object keeps
+# the keys on a path, an array is only entered by `[]` (`a[0]` selects nothing inside
+# it), and a scalar where the path goes on is kept (include) or left alone (exclude).
+
+def _include(value, tree: dict):
+    if isinstance(value, dict):
         out = {}
-        for key in keys:
-            _copy_path(payload, out, key.split("."))
+        for key, item in value.items():
+            sub = tree.get(key)
+            if sub is not None:
+                out[key] = item if sub is True else _include(item, sub)
         return out
-    return select
+    if isinstance(value, list):
+        sub = tree.get(None)
+        if sub is None:
+            return []
+        return value if sub is True else [_include(item, sub) for item in value]
+    return value
 
 
-def _copy_path(src: dict, dst: dict, parts: list) -> None:
-    head = parts[0]
-    if head not in src:
-        return
-    if len(parts) == 1:
-        dst[head] = src[head]
-    elif isinstance(src[head], dict):
-        _copy_path(src[head], dst.setdefault(head, {}), parts[1:])
+def _exclude(value, tree: dict):
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            sub = tree.get(key)
+            if sub is None:
+                out[key] = item
+            elif sub is not True:
+                out[key] = _exclude(item, sub)
+        return out
+    if isinstance(value, list):
+        sub = tree.get(None)
+        if sub is None:
+            return value
+        return [] if sub is True else [_exclude(item, sub) for item in value]
+    return value
 
 
 def _vector_selector(value):
@@ -135,8 +173,8 @@ def _limit(value, default: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("Format error in JSON body: limit must be a positive integer")
-    if value < 1:
-        raise Unprocessable("Validation error in JSON body: [limit: value 0 invalid, must be 1 or greater]"
-                            if value == 0 else
-                            f"Format error in JSON body: invalid value: integer `{value}`, expected usize")
+    if value < 0:  # serde refuses it for a usize: a format error, 400
+        raise BadRequest(f"Format error in JSON body: invalid value: integer `{value}`, expected usize")
+    if value == 0:  # the validator refuses it: 422
+        raise Unprocessable("Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]")
     return value

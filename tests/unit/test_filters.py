@@ -78,8 +78,8 @@ GENERATORS = {
     "s": lambda r: r.choice([r.choice(STRINGS), r.choice(STRINGS), [r.choice(STRINGS) for _ in range(r.randint(0, 3))],
                              [r.choice(STRINGS), None], 1, None, [["red"]], {"red": 1}]),
     "b": lambda r: r.choice([True, False, [True, False], [False], 0, 1, "true", None]),
-    "f": lambda r: r.choice([round(r.uniform(-10, 10), 1), r.randint(-10, 10), [round(r.uniform(-10, 10), 1) for _ in range(2)],
-                             "5", None, [], 10**30]),
+    "f": lambda r: r.choice([round(r.uniform(-10, 10), 1), r.randint(-10, 10),
+                             [round(r.uniform(-10, 10), 1) for _ in range(2)], "5", None, [], 10**30]),
     "t": lambda r: r.choice([_sentence(r), _sentence(r), [_sentence(r), _sentence(r)], 42, None]),
     "dt": lambda r: r.choice([r.choice(DATETIMES), r.choice(DATETIMES), [r.choice(DATETIMES), r.choice(DATETIMES)],
                               20240305, None]),
@@ -158,6 +158,10 @@ def fc(key, **cond):
     return {"key": key, **cond}
 
 
+def ring(*lon_lat):
+    return {"points": [{"lon": lon, "lat": lat} for lon, lat in lon_lat]}
+
+
 HAND_WRITTEN = [
     {},
     {"must": []},
@@ -208,21 +212,15 @@ HAND_WRITTEN = [
     {"must": [fc("geo", geo_bounding_box={"top_left": {"lon": 8, "lat": 48}, "bottom_right": {"lon": 2, "lat": 42}})]},
     {"must": [fc("geo", geo_radius={"center": {"lon": 5, "lat": 45}, "radius": 250_000})]},
     {"must": [fc("geo", geo_radius={"center": {"lon": 5, "lat": 45}, "radius": 0})]},
-    {"must": [fc("geo", geo_polygon={"exterior": {"points": [
-        {"lon": 1, "lat": 41}, {"lon": 9, "lat": 41}, {"lon": 9, "lat": 49}, {"lon": 1, "lat": 49}, {"lon": 1, "lat": 41}]},
-        "interiors": [{"points": [{"lon": 3, "lat": 43}, {"lon": 7, "lat": 43}, {"lon": 5, "lat": 47},
-                                  {"lon": 3, "lat": 43}]}]})]},
-    {"must": [fc("geo", geo_polygon={"exterior": {"points": [
-        {"lon": 0, "lat": 40}, {"lon": 10, "lat": 40}, {"lon": 5, "lat": 50}, {"lon": 0, "lat": 40}]}})]},
+    {"must": [fc("geo", geo_polygon={"exterior": ring((1, 41), (9, 41), (9, 49), (1, 49), (1, 41)),
+        "interiors": [ring((3, 43), (7, 43), (5, 47), (3, 43))]})]},
+    {"must": [fc("geo", geo_polygon={"exterior": ring((0, 40), (10, 40), (5, 50), (0, 40))})]},
     # the dataset holds {"lon": 5, "lat": 45} many times: on these edges, never inside
     {"must": [fc("geo", geo_bounding_box={"top_left": {"lon": 4, "lat": 46}, "bottom_right": {"lon": 6, "lat": 45}})]},
     {"must": [fc("geo", geo_bounding_box={"top_left": {"lon": 5, "lat": 46}, "bottom_right": {"lon": 6, "lat": 44}})]},
-    {"must": [fc("geo", geo_polygon={"exterior": {"points": [
-        {"lon": 5, "lat": 40}, {"lon": 5, "lat": 50}, {"lon": 0, "lat": 50}, {"lon": 0, "lat": 40}, {"lon": 5, "lat": 40}]}})]},
-    {"must": [fc("geo", geo_polygon={"exterior": {"points": [
-        {"lon": 0, "lat": 40}, {"lon": 10, "lat": 40}, {"lon": 10, "lat": 50}, {"lon": 0, "lat": 50}, {"lon": 0, "lat": 40}]},
-        "interiors": [{"points": [{"lon": 5, "lat": 45}, {"lon": 7, "lat": 45}, {"lon": 7, "lat": 47},
-                                  {"lon": 5, "lat": 45}]}]})]},
+    {"must": [fc("geo", geo_polygon={"exterior": ring((5, 40), (5, 50), (0, 50), (0, 40), (5, 40))})]},
+    {"must": [fc("geo", geo_polygon={"exterior": ring((0, 40), (10, 40), (10, 50), (0, 50), (0, 40)),
+        "interiors": [ring((5, 45), (7, 45), (7, 47), (5, 45))]})]},
     {"must": [fc("obj.a", match={"value": 1})]},
     {"must": [fc("obj.a", match={"value": True})]},
     {"must": [fc("items[].v", match={"any": [1, 2]})]},
@@ -540,13 +538,10 @@ BAD_VALIDATION = [
     ({"min_should": {"conditions": [{"has_vector": "a"}], "min_count": 0}}, "must be 1 or larger"),
     ({"must": [{"key": "a"}]}, "At least one field condition must be specified"),
     ({"must": [{"key": "a", "match": None, "range": None}]}, "At least one field condition must be specified"),
-    ({"must": [{"key": "g", "geo_polygon": {"exterior": {"points": [
-        {"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 0, "lat": 0}]}}}]}, "at least 4"),
-    ({"must": [{"key": "g", "geo_polygon": {"exterior": {"points": [
-        {"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 0, "lat": 1}]}}}]}, "closed line"),
-    ({"must": [{"key": "g", "geo_polygon": {"exterior": {"points": [
-        {"lon": 0, "lat": 0}, {"lon": 4, "lat": 0}, {"lon": 4, "lat": 4}, {"lon": 0, "lat": 0}]},
-        "interiors": [{"points": [{"lon": 1, "lat": 1}, {"lon": 2, "lat": 1}, {"lon": 1, "lat": 1}]}]}}]}, "interiors[0]"),
+    ({"must": [{"key": "g", "geo_polygon": {"exterior": ring((0, 0), (1, 0), (0, 0))}}]}, "at least 4"),
+    ({"must": [{"key": "g", "geo_polygon": {"exterior": ring((0, 0), (1, 0), (1, 1), (0, 1))}}]}, "closed line"),
+    ({"must": [{"key": "g", "geo_polygon": {"exterior": ring((0, 0), (4, 0), (4, 4), (0, 0)),
+        "interiors": [ring((1, 1), (2, 1), (1, 1))]}}]}, "interiors[0]"),
     ({"must": [{"slice": {"total": 0, "index": 0}}]}, "must be 1 or larger"),
     ({"must": [{"slice": {"total": 2, "index": 2}}]}, "must be in [0;1]"),
 ]
