@@ -2,6 +2,7 @@
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import Match
 
 from api.responses import JSON
 from api.routes import ROUTES
@@ -9,8 +10,28 @@ from streams.node import Node
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSON:
-    # Unknown paths and wrong methods keep Qdrant's error envelope.
-    return JSON({"status": {"error": exc.detail}, "time": 0.0}, exc.status_code)
+    # Unknown paths and wrong methods keep Qdrant's error envelope, so clients that
+    # read `status.error` get a message instead of failing to parse the body.
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        message = f"Not found: {where} is not an endpoint of this API"
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        message = f"Method not allowed: {where}; this path accepts {', '.join(allowed)}"
+        return JSON({"status": {"error": message}, "time": 0.0}, 405, headers={"Allow": ", ".join(allowed)})
+    else:
+        message = str(exc.detail)
+    return JSON({"status": {"error": message}, "time": 0.0}, exc.status_code, headers=exc.headers)
+
+
+def _allowed_methods(request: Request) -> list:
+    # Each method of a path is its own Route: collect them all, not just the first's.
+    methods = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSON:

@@ -5,7 +5,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storage.errors import BadRequest, QdrantError
+from storage.errors import BadRequest, QdrantError, Unprocessable
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -37,26 +37,40 @@ async def json_body(request: Request, required: bool = True):
         raise BadRequest(f"Format error in JSON body: {exc}") from None
 
 
+# Query strings are parsed like Qdrant's (serde_urlencoded behind actix-web-validator).
+_QUERY_ERROR = "Deserialize error in query parameters: "
+_LONGEST_WAIT = 7 * 24 * 3600
+
+
 def bool_param(request: Request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     if raw in ("true", "false"):
         return raw == "true"
-    raise BadRequest(f"Query deserialize error: {name}: provided string was not `true` or `false`")
+    raise BadRequest(_QUERY_ERROR + "provided string was not `true` or `false`")
 
 
 def timeout_param(request: Request) -> float | None:
+    """Seconds to wait for a ``wait=true`` write, a positive integer as in Qdrant."""
     raw = request.query_params.get("timeout")
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise BadRequest("Query deserialize error: timeout: invalid digit found in string")
-    return float(raw)
+    if not raw:
+        raise BadRequest(_QUERY_ERROR + "cannot parse integer from empty string")
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadRequest(_QUERY_ERROR + "invalid digit found in string")
+    seconds = int(raw)
+    if seconds > 2**64 - 1:
+        raise BadRequest(_QUERY_ERROR + "number too large to fit in target type")
+    if seconds < 1:
+        raise Unprocessable(f"Validation error in query parameters: [timeout: value {seconds} invalid, "
+                            "must be 1 or larger]")
+    # An event loop cannot sleep for u64 seconds (the poll timeout overflows).
+    return float(min(seconds, _LONGEST_WAIT))
 
 
 def ordering_param(request: Request) -> None:
     raw = request.query_params.get("ordering")
     if raw is not None and raw not in ("weak", "medium", "strong"):
-        raise BadRequest(f"Query deserialize error: ordering: unknown variant `{raw}`, "
-                         "expected one of `weak`, `medium`, `strong`")
+        raise BadRequest(_QUERY_ERROR + f"unknown variant `{raw}`, expected one of `weak`, `medium`, `strong`")

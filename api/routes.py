@@ -15,8 +15,9 @@ from storage import operations as ops
 from storage import reads
 from storage.apply import collection_not_found
 from storage.collection import Collection
-from storage.errors import BadRequest, Conflict, NotFound, QdrantError
+from storage.errors import BadRequest, Conflict, NotFound, QdrantError, Unprocessable
 from storage.ids import encode_id, parse_id
+from storage.index import index_status
 from storage.search import SearchRequest, search
 from streams.node import Node
 
@@ -68,6 +69,14 @@ async def metrics(request: Request):
 
 
 @handler
+async def take_checkpoint(request: Request, node: Node):
+    """Admin: checkpoint this node (``{"path": "/abs/dir"}``, default under its data dir)."""
+    body = await json_body(request, required=False)
+    path = body.get("path") if isinstance(body, dict) else None
+    return await node.checkpoint(path)
+
+
+@handler
 async def list_collections(request: Request, node: Node):
     return {"collections": [{"name": name} for name in sorted(node.state.collections)]}
 
@@ -90,9 +99,9 @@ def collection_info(col: Collection) -> dict:
                  "max_segment_size": None, "memmap_threshold": None, "indexing_threshold": 10000,
                  "flush_interval_sec": 5, "max_optimization_threads": None,
                  **(extra.get("optimizers_config") or {})}
-    indexed = 0  # no vector index yet: every search is an exact scan
+    indexed, building = index_status(col)
     return {
-        "status": "green",
+        "status": "yellow" if building else "green",
         "optimizer_status": "ok",
         "indexed_vectors_count": indexed,
         "points_count": len(col),
@@ -111,11 +120,27 @@ def collection_info(col: Collection) -> dict:
     }
 
 
+# Characters Qdrant refuses in a collection name (they are unsafe in file names).
+_FORBIDDEN_IN_NAMES = '<>:"/\\|?*\0\x1f'
+
+
+def _check_new_name(name: str) -> None:
+    if not 1 <= len(name) <= 255:
+        raise Unprocessable(f"Validation error in path parameters: [name: value {name} invalid, "
+                            "must be from 1 to 255 characters]")
+    for char in _FORBIDDEN_IN_NAMES:
+        if char in name:
+            raise Unprocessable(f"Validation error in path parameters: [name: collection name cannot contain "
+                                f"\"{char}\" char]")
+
+
 @handler
 async def create_collection(request: Request, node: Node):
     name = request.path_params["collection"]
+    op = ops.CreateCollection.from_body(await json_body(request))
     ordering_param(request)
-    op = ops.CreateCollection.from_body(await json_body(request, required=False))
+    timeout_param(request)
+    _check_new_name(name)
     if name in node.state.collections:
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
     await _submit_checked(request, node, ops.Command(name, op), force_wait=True)
@@ -139,15 +164,22 @@ async def _submit_checked(request: Request, node: Node, command: ops.Command, fo
 
 # ---- point writes --------------------------------------------------------------
 
+async def _parse_write(request: Request, node: Node, op_class):
+    """Checks in Qdrant's order: the body, the query string, the collection, then
+    what needs the collection's config. Nothing is published unless all pass."""
+    op = op_class.from_body(await json_body(request))
+    wait = bool_param(request, "wait")
+    timeout = timeout_param(request)
+    ordering_param(request)
+    col = _collection(request, node)
+    op.validate_against(col.config)
+    return col, op, wait, timeout
+
+
 def write_handler(op_class):
     @handler
     async def write(request: Request, node: Node):
-        col = _collection(request, node)
-        wait = bool_param(request, "wait")
-        timeout = timeout_param(request)
-        ordering_param(request)
-        op = op_class.from_body(await json_body(request))
-        op.validate_against(col.config)
+        col, op, wait, timeout = await _parse_write(request, node, op_class)
         return await node.submit(ops.Command(col.name, op), wait, timeout)
     write.__name__ = f"write_{op_class.kind}"
     return write
@@ -155,12 +187,7 @@ def write_handler(op_class):
 
 @handler
 async def batch_update(request: Request, node: Node):
-    col = _collection(request, node)
-    wait = bool_param(request, "wait")
-    timeout = timeout_param(request)
-    ordering_param(request)
-    op = ops.Batch.from_body(await json_body(request))
-    op.validate_against(col.config)
+    col, op, wait, timeout = await _parse_write(request, node, ops.Batch)
     result = await node.submit(ops.Command(col.name, op), wait, timeout)
     return [result for _ in op.operations]
 
@@ -169,10 +196,12 @@ async def batch_update(request: Request, node: Node):
 
 @handler
 async def retrieve_points(request: Request, node: Node):
+    body = await _read_body(request)
     col = _collection(request, node)
-    body = await json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+    if body.get("ids") is None:
         raise BadRequest("Format error in JSON body: missing field `ids`")
+    if not isinstance(body["ids"], list):
+        raise BadRequest("Format error in JSON body: ids must be a list of point ids")
     shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
     return reads.retrieve(col, body["ids"], shape)
 
@@ -181,7 +210,11 @@ async def retrieve_points(request: Request, node: Node):
 async def get_point(request: Request, node: Node):
     col = _collection(request, node)
     raw = request.path_params["point_id"]
-    pid = parse_id(int(raw) if raw.isdigit() else raw)
+    try:
+        pid = parse_id(int(raw) if raw.isascii() and raw.isdigit() else raw)
+    except BadRequest:
+        raise BadRequest(f"Deserialize error in path parameters: value {raw} is not a valid point ID, "
+                         "valid values are either an unsigned integer or a UUID") from None
     point = col.get(encode_id(pid))
     if point is None:
         raise NotFound(f"Not found: No point with id {pid} found")
@@ -190,10 +223,8 @@ async def get_point(request: Request, node: Node):
 
 @handler
 async def scroll_points(request: Request, node: Node):
+    body = await _read_body(request, required=False)
     col = _collection(request, node)
-    body = await json_body(request, required=False)
-    if not isinstance(body, dict):
-        raise BadRequest("Format error in JSON body: expected a JSON object")
     if body.get("order_by") is not None:
         raise BadRequest("Bad request: No range index for `order_by` key found. "
                          "Please create one to use `order_by`.")
@@ -203,52 +234,62 @@ async def scroll_points(request: Request, node: Node):
 
 @handler
 async def count_points(request: Request, node: Node):
+    body = await _read_body(request, required=False)
     col = _collection(request, node)
-    body = await json_body(request, required=False)
-    if not isinstance(body, dict):
-        raise BadRequest("Format error in JSON body: expected a JSON object")
     return {"count": reads.count(col, body.get("filter"))}
+
+
+def _query(body) -> SearchRequest:
+    body = _object(body)
+    if body.get("prefetch"):
+        raise BadRequest("Bad request: `prefetch` is not supported by pointlog: only nearest-neighbour "
+                         "queries (by vector or point id) are supported")
+    return SearchRequest.from_query(body)
+
+
+def _searches(body: dict) -> list:
+    if body.get("searches") is None:
+        raise BadRequest("Format error in JSON body: missing field `searches`")
+    if not isinstance(body["searches"], list):
+        raise BadRequest("Format error in JSON body: searches must be a list")
+    return body["searches"]
 
 
 @handler
 async def query_points(request: Request, node: Node):
-    col = _collection(request, node)
-    return {"points": search(col, SearchRequest.from_query(await _object_body(request)))}
+    req = _query(await _read_body(request))
+    return {"points": search(_collection(request, node), req)}
 
 
 @handler
 async def query_batch(request: Request, node: Node):
+    reqs = [_query(s) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    body = await _object_body(request)
-    searches = body.get("searches")
-    if not isinstance(searches, list):
-        raise BadRequest("Format error in JSON body: missing field `searches`")
-    return [{"points": search(col, SearchRequest.from_query(_object(s)))} for s in searches]
+    return [{"points": search(col, req)} for req in reqs]
 
 
 @handler
 async def search_points(request: Request, node: Node):
-    col = _collection(request, node)
-    return search(col, SearchRequest.from_search(await _object_body(request)))
+    req = SearchRequest.from_search(await _read_body(request))
+    return search(_collection(request, node), req)
 
 
 @handler
 async def search_batch(request: Request, node: Node):
+    reqs = [SearchRequest.from_search(_object(s)) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    body = await _object_body(request)
-    searches = body.get("searches")
-    if not isinstance(searches, list):
-        raise BadRequest("Format error in JSON body: missing field `searches`")
-    return [search(col, SearchRequest.from_search(_object(s))) for s in searches]
+    return [search(col, req) for req in reqs]
 
 
-async def _object_body(request: Request) -> dict:
-    return _object(await json_body(request))
+async def _read_body(request: Request, required: bool = True) -> dict:
+    """A read request's JSON object; shard keys are refused like in writes."""
+    return _object(await json_body(request, required=required))
 
 
 def _object(value) -> dict:
     if not isinstance(value, dict):
         raise BadRequest("Format error in JSON body: expected a JSON object")
+    ops.reject_shard_key(value)
     return value
 
 
@@ -257,6 +298,7 @@ _C = "/collections/{collection}"
 ROUTES = [
     Route("/", root),
     Route("/metrics", metrics),
+    Route("/pointlog/checkpoint", take_checkpoint, methods=["POST"]),
     Route("/collections", list_collections),
     Route(_C + "/exists", collection_exists),
     Route(_C, get_collection, methods=["GET"]),

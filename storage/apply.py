@@ -75,8 +75,11 @@ def _for_each_existing(col: Collection, keys: list, update) -> None:
 def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
     if not op.points:
         raise BadRequest("Wrong input: Empty update request")
+    only_if = compile_filter(op.update_filter)
     for p in op.points:
         key = encode_id(p.id)
+        if not _upsert_allowed(col, key, op.update_mode, only_if):
+            continue
         point = Point(p.id, key, clone_json(p.payload) if p.payload else {}, offset)
         col.add(point)
         for name, store in col.vectors.items():
@@ -88,12 +91,26 @@ def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
         state.put_point(col, point)
 
 
+def _upsert_allowed(col: Collection, key: bytes, mode: str, only_if) -> bool:
+    """Conditional upserts: `update_mode` and `update_filter` (which only guards
+    existing points; new points are inserted regardless)."""
+    existing = col.points.get(key)
+    if existing is None:
+        return mode != "update_only"
+    if mode == "insert_only":
+        return False
+    return only_if is None or only_if.matches(existing.id, existing.payload, col.vector_names(key))
+
+
 def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset: int) -> None:
     by_key = {}
     for p in op.points:
         by_key.setdefault(encode_id(p.id), {}).update(p.vectors)
+    only_if = compile_filter(op.update_filter)
 
     def update(point: Point) -> None:
+        if only_if is not None and not only_if.matches(point.id, point.payload, col.vector_names(point.key)):
+            return
         for name, vec in by_key[point.key].items():
             store = col.vectors[name]
             store.put(point.key, store.prepare(vec))

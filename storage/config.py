@@ -30,15 +30,18 @@ class CollectionConfig:
     def from_body(body) -> "CollectionConfig":
         if not isinstance(body, dict):
             raise BadRequest("Format error in JSON body: expected a JSON object")
+        if body.get("sharding_method") not in (None, "auto"):
+            raise BadRequest("Bad request: custom sharding is not supported by pointlog: every collection "
+                             "has a single shard")
         raw = body.get("vectors")
         if raw is None:
             # Qdrant allows collections without dense vectors (sparse only); we
             # have no sparse support, so an empty named config is what that means.
             if body.get("sparse_vectors"):
-                raise BadRequest("Sparse vectors are not supported by pointlog")
+                raise BadRequest("Bad request: Sparse vectors are not supported by pointlog")
             return CollectionConfig({}, True, _extra(body))
         if body.get("sparse_vectors"):
-            raise BadRequest("Sparse vectors are not supported by pointlog")
+            raise BadRequest("Bad request: Sparse vectors are not supported by pointlog")
         if not isinstance(raw, dict):
             raise BadRequest("Format error in JSON body: vectors must be an object")
         if "size" in raw or "distance" in raw:
@@ -72,9 +75,14 @@ class CollectionConfig:
 def _params(raw, where: str) -> VectorParams:
     if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where} must be an object with size and distance")
+    for name in ("size", "distance"):
+        if raw.get(name) is None:
+            raise BadRequest(f"Format error in JSON body: {where}: missing field `{name}`")
     size, distance = raw.get("size"), raw.get("distance")
     if isinstance(size, bool) or not isinstance(size, int):
         raise BadRequest(f"Format error in JSON body: {where}.size must be a positive integer")
+    if size < 0:
+        raise BadRequest(f"Format error in JSON body: {where}.size: invalid value: integer `{size}`, expected u64")
     if size < 1 or size > 65536:
         raise Unprocessable(f"Validation error in JSON body: [{where}.size: value {size} invalid, must be from 1 to 65536]")
     if distance not in DISTANCES:
@@ -83,7 +91,7 @@ def _params(raw, where: str) -> VectorParams:
     unsupported = set(raw) & {"multivector_config", "datatype"}
     for key in unsupported:
         if raw[key] not in (None, "float32"):
-            raise BadRequest(f"{where}.{key} is not supported by pointlog")
+            raise BadRequest(f"Bad request: {where}.{key} is not supported by pointlog")
     return VectorParams(size, distance)
 
 

@@ -3,6 +3,8 @@
 Keys are ``0x00 + u64 big-endian`` for integers and ``0x01 + 16 bytes`` for UUIDs,
 so byte order of keys is Qdrant's scroll order (integers ascending, then UUIDs).
 """
+import json
+import re
 import uuid
 
 from storage.errors import BadRequest
@@ -12,6 +14,9 @@ PointId = int | str  # int, or a lowercase hyphenated UUID string
 _U64_MAX = 2**64 - 1
 _INT_TAG = b"\x00"
 _UUID_TAG = b"\x01"
+_HYPHENATED = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# simple (32 hex digits), hyphenated, braced, or URN: what Qdrant's uuid parser accepts.
+_UUID_SPELLINGS = re.compile(rf"[0-9a-fA-F]{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|urn:uuid:{_HYPHENATED}")
 
 
 def parse_id(value) -> PointId:
@@ -23,18 +28,17 @@ def parse_id(value) -> PointId:
             return value
         raise _invalid(value)
     if isinstance(value, str):
-        if value.isdigit() or not value:
+        # Python's uuid.UUID is laxer than Qdrant (hyphens anywhere, non-ASCII digits).
+        if not _UUID_SPELLINGS.fullmatch(value):
             raise _invalid(value)
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise _invalid(value) from None
+        return str(uuid.UUID(value))
     raise _invalid(value)
 
 
 def _invalid(value) -> BadRequest:
-    shown = value if isinstance(value, str) else repr(value)
-    return BadRequest(f"Unable to parse point id: {shown} is not a valid point ID, "
+    # Qdrant's own wording: serde reports it as a format error of the body.
+    shown = value if isinstance(value, str) else json.dumps(value, default=repr)
+    return BadRequest(f"Format error in JSON body: value {shown} is not a valid point ID, "
                       "valid values are either an unsigned integer or a UUID")
 
 

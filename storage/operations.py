@@ -31,6 +31,19 @@ def _require_list(value, where: str) -> list:
     return value
 
 
+def reject_shard_key(body: dict) -> None:
+    """pointlog collections have one shard; ``shard_key: null`` means the same as no key."""
+    if body.get("shard_key") is not None:
+        raise BadRequest("Bad request: shard keys are not supported by pointlog: every collection has "
+                         "a single shard, so leave `shard_key` out (or null)")
+
+
+def _parse_filter(raw, where: str) -> dict:
+    raw = _require_dict(raw, where)
+    compile_filter(raw, where)  # reject bad filters before they reach the log
+    return raw
+
+
 def parse_vector(value, where: str) -> np.ndarray:
     """A dense vector from JSON floats, or little-endian float32 bytes from the WAL."""
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -38,22 +51,38 @@ def parse_vector(value, where: str) -> np.ndarray:
             raise BadRequest(f"Format error in JSON body: {where} has a partial float32")
         return np.frombuffer(value, dtype="<f4")
     if isinstance(value, dict) and ("indices" in value or "values" in value):
-        raise BadRequest(f"Wrong input: {where} is a sparse vector; sparse vectors are not supported")
-    if not isinstance(value, list) or not value:
-        raise BadRequest(f"Format error in JSON body: {where} must be a non-empty list of numbers")
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers") from None
-    if arr.ndim != 1:
-        raise BadRequest(f"Wrong input: {where} is a multi-vector; multi-vectors are not supported")
-    # numpy would happily turn "1.5" or True into floats; Qdrant would not.
-    if arr.dtype.kind not in "iuf":
+        raise BadRequest(f"Wrong input: {where} is a sparse vector; sparse vectors are not supported by pointlog")
+    if not isinstance(value, list):
         raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers")
-    arr = arr.astype(np.float32)
+    if not value:  # a 0-dimensional vector: the dimension check reports it, as in Qdrant
+        return np.zeros(0, dtype=np.float32)
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):  # ragged nesting
+        arr = None
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf" or _may_hold_bools(arr):
+        # numpy turns True into 1.0 and a huge int into an object; Qdrant takes neither
+        # for a float: look at the JSON types (slower, so only when in doubt).
+        kinds = set(map(type, value))
+        if list in kinds:
+            raise BadRequest(f"Wrong input: {where} is a multi-vector; multi-vectors are not supported by pointlog")
+        if not kinds <= {int, float}:
+            raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers")
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except OverflowError:  # an integer beyond any float
+            raise BadRequest(f"Format error in JSON body: {where} has a value out of float32 range") from None
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+        arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise BadRequest(f"Format error in JSON body: {where} has a value out of float32 range")
     return arr
+
+
+def _may_hold_bools(arr: np.ndarray) -> bool:
+    """A JSON true/false among numbers shows up as an exact 1 or 0."""
+    return arr.dtype.kind != "f" or bool(((arr == 0.0) | (arr == 1.0)).any())
 
 
 def parse_vectors(value, where: str) -> dict:
@@ -77,13 +106,15 @@ class PointsSelector:
 
     @staticmethod
     def from_body(body: dict, op: str) -> "PointsSelector":
+        reject_shard_key(body)
         if body.get("points") is not None:
             ids = [parse_id(i) for i in _require_list(body["points"], "points")]
+            if not ids:
+                # Qdrant refuses an update that names no point at all.
+                raise BadRequest("Wrong input: Empty update request")
             return PointsSelector(ids=ids)
         if body.get("filter") is not None:
-            raw = _require_dict(body["filter"], "filter")
-            compile_filter(raw)  # reject bad filters before they reach the log
-            return PointsSelector(filter=raw)
+            return PointsSelector(filter=_parse_filter(body["filter"], "filter"))
         raise BadRequest(f"Format error in JSON body: {op} needs either `points` (a list of ids) or `filter`")
 
     def to_wire(self) -> dict:
@@ -149,19 +180,42 @@ def _check_vectors(vectors: dict, config: CollectionConfig) -> None:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {params.size}, got {vec.shape[0]}")
 
 
+UPDATE_MODES = ("upsert", "insert_only", "update_only")
+
+
 @dataclass
 class Upsert(Operation):
     points: list  # of PointStruct
+    # Conditional upsert (Qdrant 1.16+): an existing point is replaced only if it
+    # matches `update_filter`; `update_mode` limits the upsert to new or to existing points.
+    update_filter: dict | None = None
+    update_mode: str = "upsert"
     kind = "upsert"
 
     @staticmethod
     def from_body(body) -> "Upsert":
         body = _require_dict(body, "request body")
+        reject_shard_key(body)
+        update_filter = None
+        if body.get("update_filter") is not None:
+            update_filter = _parse_filter(body["update_filter"], "update_filter")
+        mode = body.get("update_mode") or "upsert"
+        if mode not in UPDATE_MODES:
+            raise BadRequest(f"Format error in JSON body: update_mode: unknown variant `{mode}`, "
+                             "expected one of `upsert`, `insert_only`, `update_only`")
         if body.get("batch") is not None:
-            return Upsert(_points_from_batch(_require_dict(body["batch"], "batch")))
-        raw = body.get("points")
-        if raw is None:
-            raise BadRequest("Format error in JSON body: expected `points` or `batch`")
+            points = _points_from_batch(_require_dict(body["batch"], "batch"))
+        elif body.get("points") is not None:
+            points = Upsert._points_from_list(body["points"])
+        else:
+            raise BadRequest("Format error in JSON body: Invalid PointInsertOperations format: "
+                             "expected `points` or `batch`")
+        if not points:
+            raise BadRequest("Wrong input: Empty update request")
+        return Upsert(points, update_filter, mode)
+
+    @staticmethod
+    def _points_from_list(raw) -> list:
         points = []
         for i, p in enumerate(_require_list(raw, "points")):
             p = _require_dict(p, f"points[{i}]")
@@ -170,7 +224,7 @@ class Upsert(Operation):
             vec = p.get("vector", p.get("vectors"))
             vectors = {} if vec is None else parse_vectors(vec, f"points[{i}].vector")
             points.append(PointStruct(parse_id(p["id"]), vectors, _payload(p.get("payload"), f"points[{i}].payload")))
-        return Upsert(points)
+        return points
 
     def to_wire(self, binary: bool = False) -> dict:
         out = []
@@ -179,7 +233,12 @@ class Upsert(Operation):
             if p.payload is not None:
                 item["payload"] = p.payload
             out.append(item)
-        return {"op": self.kind, "points": out}
+        wire = {"op": self.kind, "points": out}
+        if self.update_filter is not None:
+            wire["update_filter"] = self.update_filter
+        if self.update_mode != "upsert":
+            wire["update_mode"] = self.update_mode
+        return wire
 
     def validate_against(self, config: CollectionConfig) -> None:
         for p in self.points:
@@ -198,12 +257,14 @@ def _points_from_batch(batch: dict) -> list:
         columns[DEFAULT_VECTOR] = _require_list(raw_vectors, "batch.vectors")
     for name, col in columns.items():
         if len(col) != n:
-            raise BadRequest(f"Wrong input: number of ids ({n}) and vectors ({len(col)}) does not match")
+            raise Unprocessable(f"Validation error in JSON body: [batch: number of ids and vectors must be "
+                                f"equal ({n} != {len(col)})]")
     payloads = batch.get("payloads")
     if payloads is not None:
         payloads = _require_list(payloads, "batch.payloads")
         if len(payloads) != n:
-            raise BadRequest(f"Wrong input: number of ids ({n}) and payloads ({len(payloads)}) does not match")
+            raise Unprocessable(f"Validation error in JSON body: [batch: number of ids and payloads must be "
+                                f"equal ({n} != {len(payloads)})]")
     points = []
     for i, pid in enumerate(ids):
         vectors = {}
@@ -218,11 +279,15 @@ def _points_from_batch(batch: dict) -> list:
 @dataclass
 class UpdateVectors(Operation):
     points: list  # of PointStruct with payload None
+    update_filter: dict | None = None  # only existing points matching it are updated
     kind = "update_vectors"
 
     @staticmethod
     def from_body(body) -> "UpdateVectors":
         body = _require_dict(body, "request body")
+        reject_shard_key(body)
+        if body.get("points") is None:
+            raise BadRequest("Format error in JSON body: missing field `points`")
         points = []
         for i, p in enumerate(_require_list(body.get("points"), "points")):
             p = _require_dict(p, f"points[{i}]")
@@ -231,14 +296,24 @@ class UpdateVectors(Operation):
             vec = p.get("vector", p.get("vectors"))
             if vec is None:
                 raise BadRequest(f"Format error in JSON body: points[{i}]: missing field `vector`")
-            points.append(PointStruct(parse_id(p["id"]), parse_vectors(vec, f"points[{i}].vector"), None))
+            vectors = parse_vectors(vec, f"points[{i}].vector")
+            if not vectors:
+                raise Unprocessable(f"Validation error in JSON body: [points[{i}].vector: "
+                                    "must specify vectors to update for point]")
+            points.append(PointStruct(parse_id(p["id"]), vectors, None))
         if not points:
-            raise Unprocessable("Validation error in JSON body: [points: must contain at least 1 item]")
-        return UpdateVectors(points)
+            raise Unprocessable("Validation error in JSON body: [points: must specify points to update]")
+        update_filter = None
+        if body.get("update_filter") is not None:
+            update_filter = _parse_filter(body["update_filter"], "update_filter")
+        return UpdateVectors(points, update_filter)
 
     def to_wire(self, binary: bool = False) -> dict:
-        return {"op": self.kind,
+        wire = {"op": self.kind,
                 "points": [{"id": p.id, "vector": _wire_vectors(p.vectors, binary)} for p in self.points]}
+        if self.update_filter is not None:
+            wire["update_filter"] = self.update_filter
+        return wire
 
     def validate_against(self, config: CollectionConfig) -> None:
         for p in self.points:
@@ -255,12 +330,14 @@ class DeleteVectors(Operation):
     def from_body(body) -> "DeleteVectors":
         body = _require_dict(body, "request body")
         names = body.get("vector", body.get("vectors"))
+        if names is None:
+            raise BadRequest("Format error in JSON body: missing field `vector`")
         names = _require_list(names, "vector")
         if not all(isinstance(n, str) for n in names):
             raise BadRequest("Format error in JSON body: vector must be a list of vector names")
         if not names:
-            raise Unprocessable("Validation error in JSON body: [vector: must contain at least 1 item]")
-        return DeleteVectors(PointsSelector.from_body(body, "delete_vectors"), names)
+            raise Unprocessable("Validation error in JSON body: [vector: must specify vector names to delete]")
+        return DeleteVectors(PointsSelector.from_body(body, "delete_vectors"), list(dict.fromkeys(names)))
 
     def to_wire(self, binary: bool = False) -> dict:
         return {"op": self.kind, **self.selector.to_wire(), "vector": self.names}
@@ -280,6 +357,8 @@ class SetPayload(Operation):
     @staticmethod
     def from_body(body) -> "SetPayload":
         body = _require_dict(body, "request body")
+        if body.get("payload") is None:
+            raise BadRequest("Format error in JSON body: missing field `payload`")
         payload = _require_dict(body.get("payload"), "payload")
         key = body.get("key")
         if key is not None and not isinstance(key, str):
@@ -302,6 +381,8 @@ class OverwritePayload(Operation):
     @staticmethod
     def from_body(body) -> "OverwritePayload":
         body = _require_dict(body, "request body")
+        if body.get("payload") is None:
+            raise BadRequest("Format error in JSON body: missing field `payload`")
         payload = _require_dict(body.get("payload"), "payload")
         return OverwritePayload(PointsSelector.from_body(body, "overwrite_payload"), payload)
 
@@ -318,6 +399,8 @@ class DeletePayload(Operation):
     @staticmethod
     def from_body(body) -> "DeletePayload":
         body = _require_dict(body, "request body")
+        if body.get("keys") is None:
+            raise BadRequest("Format error in JSON body: missing field `keys`")
         keys = _require_list(body.get("keys"), "keys")
         if not all(isinstance(k, str) for k in keys):
             raise BadRequest("Format error in JSON body: keys must be a list of strings")
@@ -369,6 +452,8 @@ class Batch(Operation):
     @staticmethod
     def from_body(body) -> "Batch":
         body = _require_dict(body, "request body")
+        if body.get("operations") is None:
+            raise BadRequest("Format error in JSON body: missing field `operations`")
         ops = []
         for i, item in enumerate(_require_list(body.get("operations"), "operations")):
             item = _require_dict(item, f"operations[{i}]")
@@ -377,8 +462,8 @@ class Batch(Operation):
             (name, inner), = item.items()
             cls = BATCHABLE.get(name)
             if cls is None:
-                raise BadRequest(f"Format error in JSON body: operations[{i}]: unknown operation `{name}`, "
-                                 f"expected one of {', '.join(sorted(BATCHABLE))}")
+                raise BadRequest(f"Format error in JSON body: operations[{i}]: unknown variant `{name}`, "
+                                 f"expected one of {', '.join(f'`{k}`' for k in BATCHABLE)}")
             ops.append(cls.from_body(inner))
         return Batch(ops)
 
