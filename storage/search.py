@@ -1,8 +1,19 @@
 """Nearest-neighbour search: request parsing shared by /query and /search, and
-exact numpy scoring with Qdrant's score definitions.
+scoring with Qdrant's score definitions.
 
 Cosine vectors are stored normalized, so a Cosine score is a dot product with the
 normalized query. Euclid and Manhattan scores are distances: smaller is better.
+
+Which points get scored (storage/index.py explains the index):
+- exact (``params.exact``, a store below the indexing threshold, or no index yet):
+  every vector, or every vector whose point matches the filter;
+- indexed: Annoy candidates still valid since the index snapshot, plus the delta
+  (vectors put since), scanned exactly. A filter is estimated on a sample of the
+  points first: a selective one is answered exactly over the matching points,
+  else Annoy over-fetches by the inverse of the matching share and widens until
+  ``limit`` matching points are found (or falls back to the exact scan).
+Either way every candidate is scored by the same row-wise numpy code, so a point
+gets the same score, bit for bit, whichever path found it.
 """
 from dataclasses import dataclass
 
@@ -11,13 +22,22 @@ import numpy as np
 from storage.collection import Collection
 from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, NotFound
-from storage.filters import compile_filter
+from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
+from storage.index import SETTINGS, AnnIndex
 from storage.operations import parse_vector
 from storage.reads import Shape, _limit
 from storage.vectors import VectorStore, normalize
 
 SMALLER_IS_BETTER = {"Euclid", "Manhattan"}
+SCORE_CHUNK = 16384  # rows per step of a Euclid/Manhattan scan: bounded temporaries
+SAMPLE = 256  # points a filter is tried on to estimate its selectivity
+# A filtered search goes exact when Annoy would have to fetch more than this share
+# of the index to find ``limit`` matching points.
+EXACT_SHARE = 0.125
+# Annoy's dot metric (mapped onto angular with an extra dimension) needs about twice
+# the candidates of the others for the same recall (tests/benchmarks/search_recall.py).
+EF_SCALE = {"Dot": 2}
 
 
 @dataclass
@@ -31,6 +51,7 @@ class SearchRequest:
     score_threshold: float | None
     exact: bool
     shape: Shape
+    ef: int | None = None  # params.hnsw_ef: Annoy candidates to examine
 
     @staticmethod
     def from_query(body: dict) -> "SearchRequest":
@@ -78,8 +99,12 @@ class SearchRequest:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise BadRequest("Format error in JSON body: params must be an object")
+        ef = params.get("hnsw_ef")
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 0):
+            raise BadRequest("Format error in JSON body: params.hnsw_ef must be a non-negative integer")
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
-                             threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector))
+                             threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
+                             ef or None)
 
 
 def _using(value) -> str:
@@ -94,15 +119,31 @@ def _query_vector(raw: list) -> np.ndarray:
     return parse_vector(raw, "query")
 
 
+def score_rows(rows: np.ndarray, query: np.ndarray, distance: str) -> np.ndarray:
+    """Qdrant scores of rows against a prepared query.
+
+    Row-wise kernels only (einsum, per-row sums): a row's score never depends on
+    which other rows are scored with it. BLAS gemv does not give that guarantee.
+    """
+    if distance in ("Cosine", "Dot"):
+        return np.einsum("ij,j->i", rows, query)
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), SCORE_CHUNK):
+        diff = rows[start:start + SCORE_CHUNK] - query
+        if distance == "Euclid":
+            out[start:start + SCORE_CHUNK] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        else:
+            np.abs(diff, out=diff)
+            out[start:start + SCORE_CHUNK] = diff.sum(axis=1)
+    return out
+
+
 def scores(store: VectorStore, query: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """Qdrant scores of the given slots against an already prepared query."""
-    rows = store.matrix[slots]
-    if store.distance in ("Cosine", "Dot"):
-        return rows @ query
-    diff = rows - query
-    if store.distance == "Euclid":
-        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    return np.abs(diff).sum(axis=1)
+    if len(slots) > store.used // 2:
+        # Most of the store: scan the matrix in place rather than copying rows out.
+        return score_rows(store.matrix[: store.used], query, store.distance)[slots]
+    return score_rows(store.matrix[slots], query, store.distance)
 
 
 def prepare_query(store: VectorStore, query: np.ndarray) -> np.ndarray:
@@ -116,42 +157,147 @@ def search(col: Collection, req: SearchRequest) -> list:
     store = col.vectors[req.using]
     exclude = None
     if req.point_id is not None:
-        exclude = encode_id(req.point_id)
-        if exclude not in col.points:
+        key = encode_id(req.point_id)
+        if key not in col.points:
             raise NotFound(f"Not found: No point with id {req.point_id} found")
-        query = store.get(exclude)
-        if query is None:
+        exclude = store.slot_of.get(key)
+        if exclude is None:
             raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
-        query = np.array(query)
+        query = np.array(store.matrix[exclude])
     else:
         query = req.vector
         if query.shape[0] != params.size:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {params.size}, "
                              f"got {query.shape[0]}")
     query = prepare_query(store, query)
-    slots = np.flatnonzero(store.alive[: store.used])
     flt = compile_filter(req.filter)
-    if flt is not None or exclude is not None:
-        keep = []
-        for slot in slots:
-            key = store.keys[slot]
-            if key == exclude:
-                continue
-            point = col.points[key]
-            if flt is None or flt.matches(point.id, point.payload, col.vector_names(key)):
-                keep.append(slot)
-        slots = np.asarray(keep, dtype=np.int64)
+    if flt is not None and flt.matches_all:
+        flt = None
+    slots = candidates(col, store, query, flt, exclude, req.offset + req.limit, req.exact, req.ef)
     return rank(col, store, req, slots, scores(store, query, slots))
 
 
+def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, exclude: int | None,
+               want: int, exact: bool = False, ef: int | None = None) -> np.ndarray:
+    """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta."""
+    index: AnnIndex | None = store.index
+    if exact or index is None or len(store) < SETTINGS.threshold or len(index) == 0:
+        return exact_slots(col, store, flt, exclude)
+    ef = max(ef or SETTINGS.ef * EF_SCALE.get(store.distance, 1), want)
+    share = 1.0
+    if flt is not None:
+        if flt.candidate_ids is not None:
+            return exact_slots(col, store, flt, exclude)
+        share = _matching_share(col, store, flt)
+        if share == 0.0 or ef / share > EXACT_SHARE * len(index):
+            return exact_slots(col, store, flt, exclude)
+    found = indexed_slots(col, store, index, query, flt, exclude, want, ef, share)
+    return exact_slots(col, store, flt, exclude) if found is None else found
+
+
+def exact_slots(col: Collection, store: VectorStore, flt: Filter | None, exclude: int | None) -> np.ndarray:
+    if flt is None:
+        slots = store.alive_slots()
+    elif flt.candidate_ids is not None:
+        # has_id in the top-level must: look those points up instead of scanning.
+        found = (store.slot_of.get(encode_id(pid)) for pid in flt.candidate_ids)
+        slots = np.sort(np.fromiter((s for s in found if s is not None), dtype=np.int64))
+        slots = filter_slots(col, store, flt, slots)
+    else:
+        slots = filter_slots(col, store, flt, store.alive_slots())
+    if exclude is not None:
+        slots = slots[slots != exclude]
+    return slots
+
+
+def indexed_slots(col: Collection, store: VectorStore, index: AnnIndex, query: np.ndarray, flt: Filter | None,
+                  exclude: int | None, want: int, ef: int, share: float) -> np.ndarray | None:
+    """Annoy candidates (widened until ``want`` of them are valid and match) plus the
+    delta; None when even the whole index cannot supply them (scan exactly then)."""
+    delta = store.changed_since(index.generation)
+    if flt is not None:
+        delta = filter_slots(col, store, flt, delta)
+    if exclude is not None:
+        delta = delta[delta != exclude]
+    as_list = query.tolist()
+    n = min(len(index), max(int(ef / share), want + (exclude is not None)))
+    while True:
+        found = index.candidates(store, as_list, n)
+        if exclude is not None:
+            found = found[found != exclude]
+        if flt is not None:
+            found = filter_slots(col, store, flt, found)
+        if len(found) >= want:
+            break
+        if n >= len(index):
+            # Annoy had its chance at every item; the delta holds the rest.
+            if len(found) + len(delta) >= want:
+                break
+            return None
+        n = min(len(index), n * 4)
+    # Disjoint: Annoy's valid slots are stamped before the snapshot, the delta after.
+    return np.concatenate([found, delta])
+
+
+def _matching_share(col: Collection, store: VectorStore, flt: Filter) -> float:
+    """Share of points matching the filter, from a sample. Random positions, not a
+    stride: payloads that follow the ids (``i % 10``) would alias with a stride. The
+    seed is fixed so the same state always takes the same path."""
+    alive = store.alive_slots()
+    if len(alive) == 0:
+        return 0.0
+    picks = np.random.default_rng(len(alive)).integers(0, len(alive), min(SAMPLE, len(alive)))
+    sample = alive[np.unique(picks)]
+    return len(filter_slots(col, store, flt, sample)) / len(sample)
+
+
+class _VectorNames:
+    """The vector names of one point, for ``has_vector``, without building a set per point."""
+    __slots__ = ("vectors", "key")
+
+    def __init__(self, col: Collection):
+        self.vectors = col.vectors
+        self.key = None
+
+    def __contains__(self, name) -> bool:
+        store = self.vectors.get(name)
+        return store is not None and self.key in store
+
+    def __iter__(self):
+        return (name for name, store in self.vectors.items() if self.key in store)
+
+
+def filter_slots(col: Collection, store: VectorStore, flt: Filter, slots: np.ndarray) -> np.ndarray:
+    """The slots whose points match the filter, in the given order."""
+    keys, points, names = store.keys, col.points, _VectorNames(col)
+    matches = flt.matches
+    keep = []
+    append = keep.append
+    for slot in slots.tolist():
+        point = points[keys[slot]]
+        names.key = point.key
+        if matches(point.id, point.payload, names):
+            append(slot)
+    return np.asarray(keep, dtype=np.int64)
+
+
 def rank(col: Collection, store: VectorStore, req: SearchRequest, slots: np.ndarray, found: np.ndarray) -> list:
-    """Order candidates best first, apply threshold, offset and limit, shape the output."""
+    """Order candidates best first, apply threshold, offset and limit, shape the output.
+    Ties are broken by slot, so the order does not depend on how candidates were found."""
     smaller = store.distance in SMALLER_IS_BETTER
     if req.score_threshold is not None:
         keep = found <= req.score_threshold if smaller else found >= req.score_threshold
         slots, found = slots[keep], found[keep]
     want = req.offset + req.limit
-    order = np.argsort(found if smaller else -found, kind="stable")[:want]
+    key = found if smaller else -found
+    if len(key) > 4 * want + 64:
+        top = np.argpartition(key, want - 1)[:want]
+        # Every slot scoring exactly like the cut-off one competes for its place.
+        cut = key[top].max()
+        top = np.flatnonzero(key <= cut) if not np.isnan(cut) else np.arange(len(key))
+    else:
+        top = np.arange(len(key))
+    order = top[np.lexsort((slots[top], key[top]))][:want]
     out = []
     for i in order[req.offset:]:
         point = col.points[store.keys[slots[i]]]

@@ -3,6 +3,12 @@
 Slots are dense so numpy can scan them exactly and Annoy (int32 item ids sized by
 the largest id) can index them. A freed slot is reused; ``keys[slot]`` is None
 while it is free.
+
+Change tracking for the Annoy index (storage/index.py): every ``put`` bumps the
+store's ``generation`` and stamps the slot with it. An index built from a snapshot
+taken at generation G can trust a slot only while ``stamp[slot] <= G`` and the slot
+is alive; every slot stamped later is the *delta*, scanned exactly. That costs one
+integer store per put on the apply path and needs no knowledge of offsets.
 """
 import numpy as np
 
@@ -23,10 +29,18 @@ class VectorStore:
         self.distance = distance
         self.matrix = np.zeros((capacity, dim), dtype=np.float32)
         self.alive = np.zeros(capacity, dtype=bool)
+        self.stamp = np.zeros(capacity, dtype=np.int64)  # generation of the slot's last put
         self.keys: list = [None] * capacity
         self.slot_of: dict = {}
         self._free: list = []
         self._next = 0
+        self.generation = 0  # number of puts so far
+        self.removals = 0  # number of removes so far; with generation, the changes since a snapshot
+        # Set by storage.index: the loaded Annoy index over a snapshot, and whether a
+        # new one is being built. Searches read ``index``; the manager swaps it.
+        self.index = None
+        self.building = False
+        self._cache: dict = {}  # (what, generation, removals) -> slots, reused while nothing changed
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -45,6 +59,8 @@ class VectorStore:
             self.slot_of[key] = slot
             self.keys[slot] = key
             self.alive[slot] = True
+        self.generation += 1
+        self.stamp[slot] = self.generation
         self.matrix[slot] = vec
 
     def remove(self, key: bytes) -> None:
@@ -53,10 +69,43 @@ class VectorStore:
             self.keys[slot] = None
             self.alive[slot] = False
             self._free.append(slot)
+            self.removals += 1
 
     def get(self, key: bytes) -> np.ndarray | None:
         slot = self.slot_of.get(key)
         return None if slot is None else self.matrix[slot]
+
+    def mark_changed(self, keys) -> None:
+        """Stamp these keys' slots as changed now, as if put again (the index loaded at
+        startup is older than them)."""
+        slots = [self.slot_of[k] for k in keys if k in self.slot_of]
+        if slots:
+            self.generation += 1
+            self.stamp[np.asarray(slots, dtype=np.int64)] = self.generation
+
+    def alive_slots(self) -> np.ndarray:
+        """Slots holding a vector, ascending."""
+        return self._cached("alive", lambda: np.flatnonzero(self.alive[: self._next]))
+
+    def changed_since(self, generation: int) -> np.ndarray:
+        """Alive slots put after ``generation``: the delta of an index built then."""
+        def compute():
+            used = self._next
+            return np.flatnonzero((self.stamp[:used] > generation) & self.alive[:used])
+        return self._cached(("changed", generation), compute)
+
+    def changes_since(self, generation: int, removals: int) -> int:
+        """Puts and removes since a snapshot: what a rebuild would catch up on."""
+        return (self.generation - generation) + (self.removals - removals)
+
+    def _cached(self, what, compute) -> np.ndarray:
+        key = (what, self.generation, self.removals)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) > 8:
+                self._cache.clear()
+            found = self._cache[key] = compute()
+        return found
 
     def _allocate(self) -> int:
         if self._free:
@@ -68,12 +117,17 @@ class VectorStore:
         return slot
 
     def _grow(self) -> None:
+        # New arrays rather than resizing in place: a snapshot being copied in a
+        # thread keeps reading the old ones; later writes are stamped, so it never
+        # needs them.
         capacity = len(self.keys) * 2
         matrix = np.zeros((capacity, self.dim), dtype=np.float32)
         matrix[: len(self.keys)] = self.matrix
         alive = np.zeros(capacity, dtype=bool)
         alive[: len(self.keys)] = self.alive
-        self.matrix, self.alive = matrix, alive
+        stamp = np.zeros(capacity, dtype=np.int64)
+        stamp[: len(self.keys)] = self.stamp
+        self.matrix, self.alive, self.stamp = matrix, alive, stamp
         self.keys.extend([None] * (capacity - len(self.keys)))
 
     @property

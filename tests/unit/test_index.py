@@ -1,0 +1,286 @@
+"""The Annoy index manager and the indexed search path, in process (no Kafka).
+
+State is changed with the real ``apply`` over a real rocksdict state in a temp dir;
+builds run in the real spawned builder process.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from storage import operations as ops
+from storage.apply import apply
+from storage.index import SETTINGS, IndexManager, IndexSettings, index_status
+from storage.search import SearchRequest, search
+from storage.state import State
+
+DIM = 16
+TOPIC = "t"
+
+
+class Log:
+    """A state and the offsets an applier would give its operations."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.state = State(path)
+        self.offset = 0
+
+    def do(self, collection: str, op) -> None:
+        apply(self.state, ops.Command(collection, op), self.offset)
+        self.state.commit(TOPIC, {0: self.offset})
+        self.offset += 1
+
+    def reopen(self) -> None:
+        self.state.close()
+        self.state = State(self.path)
+
+    def col(self, name: str = "c"):
+        return self.state.collections[name]
+
+
+def clustered(rng, n: int, dim: int = DIM, clusters: int = 20) -> np.ndarray:
+    centers = rng.standard_normal((clusters, dim)) * 3
+    return (centers[rng.integers(0, clusters, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def upsert(log: Log, ids, vectors, payloads=None, collection: str = "c") -> None:
+    points = [{"id": int(i), "vector": v.tolist(), "payload": (payloads[k] if payloads else {})}
+              for k, (i, v) in enumerate(zip(ids, vectors))]
+    log.do(collection, ops.Upsert.from_body({"points": points}))
+
+
+def query(col, vector, limit=10, exact=False, flt=None, ef=None, **extra) -> list:
+    body = {"query": np.asarray(vector).tolist(), "limit": limit, "params": {"exact": exact},
+            "with_payload": False, **extra}
+    if ef:
+        body["params"]["hnsw_ef"] = ef
+    if flt is not None:
+        body["filter"] = flt
+    return [(p["id"], p["score"]) for p in search(col, SearchRequest.from_query(body))]
+
+
+@pytest.fixture
+def low_threshold(monkeypatch):
+    monkeypatch.setattr(SETTINGS, "threshold", 100)
+
+
+@pytest.fixture
+def log(tmp_path):
+    lg = Log(str(tmp_path / "state"))
+    yield lg
+    lg.state.close()
+
+
+@pytest.fixture
+def manager(log, tmp_path):
+    mgr = IndexManager(str(tmp_path / "indexes"), log.state, IndexSettings(threshold=100, delta=10**9,
+                                                                           interval=3600, trees=16))
+    yield mgr
+    mgr.close()
+
+
+def create(log: Log, distance: str = "Cosine", name: str = "c") -> None:
+    log.do(name, ops.CreateCollection.from_body({"vectors": {"size": DIM, "distance": distance}}))
+
+
+@pytest.mark.parametrize("distance", ["Cosine", "Dot", "Euclid", "Manhattan"])
+async def test_indexed_search_matches_exact_and_scores_are_identical(log, manager, low_threshold, distance):
+    rng = np.random.default_rng(1)
+    create(log, distance)
+    vectors = clustered(rng, 3000)
+    upsert(log, range(3000), vectors)
+    assert await manager.maintain() == 1
+    col = log.col()
+    assert index_status(col) == (3000, False)
+    hits = total = 0
+    for q in clustered(rng, 40):
+        exact = query(col, q, exact=True)
+        approx = query(col, q, ef=200)
+        exact_scores = dict(exact)
+        total += len(exact)
+        hits += sum(1 for pid, _ in approx if pid in exact_scores)
+        for pid, score in approx:
+            if pid in exact_scores:
+                assert score == exact_scores[pid]  # same kernel, same bits
+        assert len(approx) == 10
+    assert hits / total >= 0.95
+
+
+async def test_delta_is_exact_and_deleted_or_moved_points_never_come_back(log, manager, low_threshold):
+    rng = np.random.default_rng(2)
+    create(log)
+    vectors = clustered(rng, 2000)
+    upsert(log, range(2000), vectors)
+    await manager.maintain()
+    col = log.col()
+    index = col.vectors[""].index
+    # New points after the snapshot are found at once.
+    fresh = clustered(rng, 50)
+    upsert(log, range(5000, 5050), fresh)
+    for i, v in enumerate(fresh):
+        assert query(col, v, limit=1)[0][0] == 5000 + i
+    # Deleted points are gone even though Annoy still holds them.
+    log.do("c", ops.DeletePoints.from_body({"points": list(range(100))}))
+    for i in range(100):
+        assert i not in {pid for pid, _ in query(col, vectors[i], limit=5)}
+    # A freed slot reused by another point does not resurrect the old one.
+    upsert(log, [7000], vectors[:1])  # the slot of a deleted point, the vector of point 0
+    assert query(col, vectors[0], limit=1)[0][0] == 7000
+    # A moved vector is found where it is now, not where the index saw it.
+    upsert(log, [500], -vectors[500:501])
+    assert query(col, -vectors[500], limit=1) == [(500, pytest.approx(1.0, abs=1e-6))]
+    assert 500 not in {pid for pid, _ in query(col, vectors[500], limit=10)}
+    assert col.vectors[""].index is index  # all of that without a rebuild
+
+
+async def test_rebuild_swaps_and_removes_the_old_file(log, manager, low_threshold):
+    rng = np.random.default_rng(3)
+    create(log)
+    upsert(log, range(500), clustered(rng, 500))
+    await manager.maintain()
+    store = log.col().vectors[""]
+    first = store.index.build
+    upsert(log, range(500, 600), clustered(rng, 100))
+    assert await manager.maintain() == 0  # neither the delta size nor the interval is due
+    manager.settings.delta = 50
+    assert await manager.maintain() == 1
+    assert store.index.build != first and len(store.index) == 600
+    assert len(store.changed_since(store.index.generation)) == 0
+    files = os.listdir(os.path.join(manager.root, f"c{log.col().cid}", "v_"))
+    assert sorted(files) == sorted(["current", store.index.build + ".ann", store.index.build + ".keys"])
+
+
+async def test_restart_loads_the_index_and_restores_the_delta_from_versions(log, manager, low_threshold, tmp_path):
+    rng = np.random.default_rng(4)
+    create(log)
+    vectors = clustered(rng, 1500)
+    upsert(log, range(1500), vectors)
+    await manager.maintain()
+    build = log.col().vectors[""].index.build
+    # Changes after the snapshot, then a restart.
+    moved = clustered(rng, 20)
+    upsert(log, range(20), moved)
+    upsert(log, range(9000, 9010), clustered(rng, 10))
+    log.do("c", ops.DeletePoints.from_body({"points": list(range(100, 120))}))
+    manager.close()
+    log.reopen()
+    again = IndexManager(manager.root, log.state, manager.settings)
+    try:
+        assert again.load() == 1
+        store = log.col().vectors[""]
+        assert store.index.build == build and again.builds == 0
+        delta = {store.keys[s] for s in store.changed_since(store.index.generation)}
+        from storage.ids import encode_id
+        assert delta == {encode_id(i) for i in [*range(20), *range(9000, 9010)]}
+        for i in range(20):
+            assert query(log.col(), moved[i], limit=1)[0][0] == i
+        for i in range(100, 120):
+            assert i not in {pid for pid, _ in query(log.col(), vectors[i], limit=5)}
+        assert await again.maintain() == 0  # nothing due: loaded, not rebuilt
+    finally:
+        again.close()
+
+
+async def test_filtered_search_returns_limit_whenever_enough_points_match(log, manager, low_threshold):
+    rng = np.random.default_rng(5)
+    create(log)
+    n = 4000
+    vectors = clustered(rng, n)
+    payloads = [{"m10": i % 10, "m100": i % 100, "m1000": i % 1000} for i in range(n)]
+    upsert(log, range(n), vectors, payloads)
+    await manager.maintain()
+    col = log.col()
+    for flt, matching in [({"must": [{"key": "m10", "match": {"value": 3}}]}, n // 10),
+                          ({"must": [{"key": "m100", "match": {"value": 7}}]}, n // 100),
+                          ({"must": [{"key": "m1000", "match": {"value": 1}}]}, n // 1000),
+                          ({"must_not": [{"key": "m10", "match": {"value": 3}}]}, n - n // 10)]:
+        for q in clustered(rng, 5):
+            for limit, ef in ((5, None), (30, None), (5, 8)):  # a small ef keeps more of them on Annoy
+                got = query(col, q, limit=limit, flt=flt, ef=ef)
+                exact = query(col, q, limit=limit, flt=flt, exact=True)
+                assert len(got) == min(limit, matching) == len(exact)
+                # Everything returned matches, and the top result is the true one.
+                assert got[0] == exact[0]
+
+
+async def test_filter_correlated_with_the_query_still_fills_the_limit(log, manager, low_threshold):
+    """The matching points all lie far from the query: Annoy's first candidates
+    hold none of them, so the search must widen (or fall back) until it has them."""
+    rng = np.random.default_rng(6)
+    create(log, "Euclid")
+    near = rng.standard_normal((2000, DIM)).astype(np.float32)
+    far = (rng.standard_normal((300, DIM)) + 50).astype(np.float32)
+    upsert(log, range(2000), near, [{"far": False}] * 2000)
+    upsert(log, range(2000, 2300), far, [{"far": True}] * 300)
+    await manager.maintain()
+    col = log.col()
+    flt = {"must": [{"key": "far", "match": {"value": True}}]}
+    for ef in (None, 1):  # 1: start from as few candidates as the limit allows
+        got = query(col, np.zeros(DIM), limit=20, flt=flt, ef=ef)
+        assert got == query(col, np.zeros(DIM), limit=20, flt=flt, exact=True)
+
+
+async def test_due_policy_and_small_collections_stay_exact(log, manager, low_threshold):
+    rng = np.random.default_rng(7)
+    create(log)
+    upsert(log, range(50), clustered(rng, 50))
+    assert await manager.maintain() == 0  # below the threshold: never indexed
+    assert index_status(log.col()) == (0, False)
+    upsert(log, range(50, 150), clustered(rng, 100))
+    assert await manager.maintain() == 1
+    upsert(log, [1], clustered(rng, 1))
+    assert await manager.maintain() == 0
+    manager.settings.interval = 0
+    assert await manager.maintain() == 1  # the interval passed with a change pending
+    assert await manager.maintain() == 0  # and nothing changed since
+
+
+async def test_dropped_collection_loses_its_files_and_a_recreated_one_starts_over(log, manager, low_threshold):
+    rng = np.random.default_rng(8)
+    create(log)
+    upsert(log, range(200), clustered(rng, 200))
+    await manager.maintain()
+    old_dir = os.path.join(manager.root, f"c{log.col().cid}")
+    assert os.path.isdir(old_dir)
+    log.do("c", ops.DeleteCollection())
+    create(log)
+    upsert(log, range(150), clustered(rng, 150))
+    assert await manager.maintain() == 1
+    assert not os.path.exists(old_dir)
+    assert len(log.col().vectors[""].index) == 150
+
+
+async def test_named_vectors_get_one_index_each(log, manager, low_threshold):
+    rng = np.random.default_rng(9)
+    log.do("c", ops.CreateCollection.from_body({"vectors": {"a": {"size": DIM, "distance": "Dot"},
+                                                            "b": {"size": 4, "distance": "Manhattan"}}}))
+    a, b = clustered(rng, 300), clustered(rng, 300, dim=4)
+    log.do("c", ops.Upsert.from_body({"points": [
+        {"id": i, "vector": {"a": a[i].tolist(), **({"b": b[i].tolist()} if i % 2 else {})}} for i in range(300)]}))
+    assert await manager.maintain() == 2
+    col = log.col()
+    assert index_status(col) == (450, False)
+    body = {"query": b[7].tolist(), "using": "b", "limit": 1}
+    assert search(col, SearchRequest.from_query(body))[0]["id"] == 7
+
+
+def test_builder_is_a_spawned_process(log, manager):
+    assert manager._builder()._mp_context.get_start_method() == "spawn"
+
+
+def test_vector_store_stamps_changes_and_reused_slots():
+    from storage.vectors import VectorStore
+    store = VectorStore(2, "Euclid", capacity=2)
+    for i in range(3):  # grows past the initial capacity
+        store.put(bytes([i]), np.array([i, i], dtype=np.float32))
+    snapshot = store.generation
+    assert list(store.changed_since(snapshot)) == []
+    store.remove(b"\x01")
+    store.put(b"\x09", np.array([9, 9], dtype=np.float32))  # takes the freed slot 1
+    assert store.slot_of[b"\x09"] == 1
+    assert list(store.changed_since(snapshot)) == [1]
+    assert store.changes_since(snapshot, 0) == 2
+    store.mark_changed([b"\x00", b"missing"])
+    assert list(store.changed_since(snapshot)) == [0, 1]
+    assert list(store.alive_slots()) == [0, 1, 2]
