@@ -7,6 +7,7 @@ import faust
 from faust.contrib.asgi import serve_asgi
 
 from api.app import build_app
+from storage.index import IndexManager
 from storage.state import State
 from streams.node import Node, Settings
 from streams.producer import Producer
@@ -23,7 +24,11 @@ def serve(settings: Settings, loglevel: str = "warning") -> None:
     node = Node(settings, state, Producer(settings.bootstrap, settings.topic, linger_ms=settings.linger_ms))
     for partition in range(partitions):
         node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
+    # Persisted vector indexes are mmapped now, so the first search needs no rebuild.
+    indexes = IndexManager(os.path.join(settings.data_dir, "indexes"), state)
+    indexes.load()
     app = build_faust_app(node)
+    app.task(indexes.run)
     serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     print(f"pointlog: applying {settings.topic}@{settings.bootstrap} into {settings.data_dir}; "
@@ -31,4 +36,5 @@ def serve(settings: Settings, loglevel: str = "warning") -> None:
     try:
         worker.execute_from_commandline()
     finally:
+        indexes.close()
         state.close()

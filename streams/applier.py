@@ -1,14 +1,22 @@
 """Applying WAL records to the state, idempotently, in groups.
 
-``Applier.apply_records`` is the synchronous heart of the consumer: it decodes each
-record, applies it, and stages everything with the new applied offsets for ONE
-atomic commit. Records at or below the applied offset are duplicates (redelivered
-after a crash) and are skipped; a record that cannot be decoded or validated is a
-dead letter: skipped, recorded, and copied to the DLQ topic by the caller.
+``Applier.apply_records`` is the synchronous heart of every consumer of the log (the
+faust agent, rebuild, restore): it decodes each record, applies it, and stages
+everything with the new applied offsets for ONE atomic commit. Then:
+- a record at or below the applied offset is a duplicate (redelivered after a
+  crash or a rebalance) and is skipped;
+- a record past applied + 1 from a consumer we do not position ourselves is a gap:
+  application stops there and the caller reads the missing range from the broker
+  (``contiguous=False`` for records read in order from a known position, where a
+  skipped offset is one the broker confirmed holds no record, e.g. a transaction
+  marker);
+- a record that cannot be decoded or validated is a dead letter: skipped, counted
+  in the state, and copied to the DLQ topic by the caller.
 """
 import logging
 from dataclasses import dataclass, field
 
+from storage import operations as ops
 from storage.apply import apply
 from storage.errors import BadRequest, QdrantError
 from storage.state import State
@@ -35,7 +43,7 @@ class DeadLetter:
 
 @dataclass
 class Gap:
-    """The consumer skipped offsets of a partition; it must seek back to ``expected``."""
+    """Offsets ``expected`` .. ``got - 1`` of a partition were not delivered."""
     partition: int
     expected: int
     got: int
@@ -43,10 +51,13 @@ class Gap:
 
 @dataclass
 class Applied:
-    offsets: dict  # partition -> last offset in this group
-    failures: list  # (partition, offset, error dict)
-    dead: list  # DeadLetter
-    gaps: list  # Gap: partitions to seek back
+    offsets: dict = field(default_factory=dict)  # partition -> last offset in this group
+    failures: list = field(default_factory=list)  # (partition, offset, error dict)
+    dead: list = field(default_factory=list)  # DeadLetter
+    gap: Gap | None = None  # where application stopped
+    rest: list = field(default_factory=list)  # the records from the gap on, not looked at
+    records: int = 0  # records applied (dead letters included)
+    points: int = 0  # points written by upserts and vector updates, for throughput figures
 
 
 class Applier:
@@ -54,47 +65,32 @@ class Applier:
         self.state = state
         self.topic = topic
         self._applied: dict = {}  # partition -> offset, a cache of the state's
-        self._seeking: dict = {}  # partition -> [expected offset, last offset seen since]
 
     def applied(self, partition: int) -> int:
         if partition not in self._applied:
             self._applied[partition] = self.state.applied_offset(self.topic, partition)
         return self._applied[partition]
 
-    def apply_records(self, records) -> Applied:
-        """Apply a group of records and stage them; the caller commits with ``commit``
-        and then seeks back every partition listed in ``gaps``."""
-        result = Applied({}, [], [], [])
-        for rec in records:
-            if rec.offset <= self.applied(rec.partition) or not self._in_sequence(rec, result):
+    def apply_records(self, records, contiguous: bool = True) -> Applied:
+        """Apply a group of records and stage them; the caller commits with ``commit``,
+        then, if ``gap`` is set, reads the missing offsets from the broker, applies
+        them with ``contiguous=False`` and hands ``rest`` back."""
+        result = Applied()
+        for i, rec in enumerate(records):
+            applied = self.applied(rec.partition)
+            if rec.offset <= applied:
                 continue
+            if contiguous and rec.offset != applied + 1:
+                result.gap = Gap(rec.partition, applied + 1, rec.offset)
+                result.rest = list(records[i:])
+                log.warning("partition %s: expected offset %s, got %s; reading the missing offsets",
+                            rec.partition, applied + 1, rec.offset)
+                break
             self._apply_one(rec, result)
             self._applied[rec.partition] = rec.offset
             result.offsets[rec.partition] = rec.offset
+            result.records += 1
         return result
-
-    def _in_sequence(self, rec: Record, result: Applied) -> bool:
-        """Offsets are contiguous unless the broker skipped some (transaction markers).
-        On a gap, seek back and drop what was queued before the seek; when the
-        re-fetch starts (offsets go back) past the expected offset, the broker has
-        confirmed those offsets hold nothing."""
-        expected = self.applied(rec.partition) + 1
-        seeking = self._seeking.get(rec.partition)
-        if rec.offset == expected:
-            self._seeking.pop(rec.partition, None)
-            return True
-        if seeking is None:
-            self._seeking[rec.partition] = [expected, rec.offset]
-            result.gaps.append(Gap(rec.partition, expected, rec.offset))
-            log.warning("partition %s: expected offset %s, got %s; seeking back", rec.partition, expected, rec.offset)
-            return False
-        if rec.offset <= seeking[1]:
-            log.error("partition %s: offsets %s..%s hold no records; continuing at %s",
-                      rec.partition, expected, rec.offset - 1, rec.offset)
-            self._seeking.pop(rec.partition)
-            return True
-        seeking[1] = rec.offset
-        return False
 
     def _apply_one(self, rec: Record, result: Applied) -> None:
         try:
@@ -111,9 +107,12 @@ class Applier:
             # producer that bypassed the API: it is a dead letter too.
             if type(exc) is BadRequest:
                 self._dead(rec, result, exc, failure_recorded=True)
+            return
         except Exception as exc:  # a bug must not stall the log; it is visible in the DLQ
             log.exception("applying offset %s:%s failed", rec.partition, rec.offset)
             self._dead(rec, result, BadRequest(f"internal error while applying: {type(exc).__name__}: {exc}"))
+            return
+        result.points += points_written(command.op)
 
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:
         if not failure_recorded:
@@ -125,3 +124,11 @@ class Applier:
     def commit(self, result: Applied) -> None:
         if result.offsets:
             self.state.commit(self.topic, result.offsets)
+
+
+def points_written(op: ops.Operation) -> int:
+    if isinstance(op, (ops.Upsert, ops.UpdateVectors)):
+        return len(op.points)
+    if isinstance(op, ops.Batch):
+        return sum(points_written(inner) for inner in op.operations)
+    return 0

@@ -2,11 +2,13 @@
 the progress its applier has made. The API talks to this and nothing lower."""
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
-from storage.errors import QdrantError
+from storage.errors import BadRequest, QdrantError
 from storage.operations import Command
 from storage.state import State
+from streams import checkpoint
 from streams.producer import Producer
 from streams.progress import Progress
 
@@ -20,10 +22,12 @@ class Settings:
     data_dir: str = "./data"
     host: str = "127.0.0.1"
     port: int = 6333
-    group: str = ""  # consumer group; defaults to one derived from data_dir
+    group: str = ""  # consumer group; defaults to one derived from data_dir and topic
     partitions: int = 1
     fetch_wait_ms: int = 50  # a fetch returns as soon as a record arrives; this bounds idle polls
     linger_ms: int = 1
+    checkpoint_interval: float = 0.0  # seconds between automatic checkpoints; 0: only on demand
+    checkpoint_keep: int = 2  # automatic checkpoints kept under <data_dir>/checkpoints
 
 
 class Node:
@@ -32,26 +36,48 @@ class Node:
         self.state = state
         self.producer = producer
         self.progress = Progress()
+        self._checkpointing = asyncio.Lock()
 
-    async def publish_dead_letter(self, topic: str, dead) -> None:
-        """Copy a record the applier skipped to the DLQ, with where it came from and why.
-        Retried until Kafka takes it: the applier must not move past a record whose
-        dead letter could be lost."""
-        rec = dead.record
-        headers = list(rec.headers) + [
-            ("pointlog-source-partition", str(rec.partition).encode()),
-            ("pointlog-source-offset", str(rec.offset).encode()),
-            ("pointlog-dlq-reason", dead.reason.encode()[:4000]),
-        ]
+    async def publish_dead_letters(self, topic: str, dead: list) -> None:
+        """Copy records the applier skipped to the DLQ, with where they came from and
+        why. Retried until Kafka takes them: the applier must not commit past a record
+        whose dead letter could be lost. (A crash between the two repeats the copy:
+        DLQ readers dedupe by source partition and offset.)"""
+        pending = list(dead)
         delay = 0.1
-        while True:
+        while pending:
+            sent = []
             try:
-                await self.producer.publish_raw(rec.key or b"", rec.value or b"", headers, topic=topic)
-                return
+                for d in pending:
+                    sent.append((d, await self.producer.send_raw(*_dead_letter(d), topic=topic)))
             except QdrantError as exc:
-                log.warning("dead letter for offset %s not yet written: %s", rec.offset, exc.message)
+                log.warning("dead letters not yet written: %s", exc.message)
+            failed = []
+            for d, fut in sent:
+                try:
+                    await fut
+                except Exception as exc:  # any send failure: retried below
+                    log.warning("dead letter for offset %s not yet written: %s", d.record.offset, exc)
+                    failed.append(d)
+            pending = failed + pending[len(sent):]
+            if pending:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def checkpoint(self, dest: str | None = None) -> dict:
+        """Checkpoint this node's data dir into ``dest`` (default: a new directory under
+        ``<data_dir>/checkpoints``) while it keeps applying."""
+        s = self.settings
+        dest = dest or checkpoint.default_path(s.data_dir)
+        if not os.path.isabs(dest):
+            raise BadRequest("checkpoint path must be absolute")
+        async with self._checkpointing:
+            try:
+                tmp = await asyncio.to_thread(checkpoint.prepare, s.data_dir, dest)
+            except FileExistsError as exc:
+                raise BadRequest(str(exc)) from None
+            # No await from here on: the applier cannot commit in the middle.
+            return checkpoint.finish(self.state, tmp, dest, s.topic, self.progress.applied)
 
     async def submit(self, command: Command, wait: bool, timeout: float | None = None) -> dict:
         """Publish a command; with ``wait`` return once this node has applied it."""
@@ -64,3 +90,13 @@ class Node:
         if failure is not None:
             raise QdrantError.from_dict(failure)
         return {"operation_id": offset, "status": "completed"}
+
+
+def _dead_letter(dead) -> tuple:
+    rec = dead.record
+    headers = list(rec.headers) + [
+        ("pointlog-source-partition", str(rec.partition).encode()),
+        ("pointlog-source-offset", str(rec.offset).encode()),
+        ("pointlog-dlq-reason", dead.reason.encode()[:4000]),
+    ]
+    return rec.key or b"", rec.value or b"", headers

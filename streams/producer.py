@@ -1,6 +1,14 @@
 """Publishing commands to the WAL. An operation is acknowledged once Kafka has it
-(idempotent producer, acks=all); until then the caller gets 503, never a success."""
+(idempotent producer, acks=all); until then the caller gets 503, never a success.
+
+After a failed send the client is replaced: aiokafka's idempotent producer never
+recovers from a batch that expired (say, while the broker restarted): every later
+send fails with OutOfOrderSequenceNumber. A new client gets a new producer id. A
+record whose send failed may still have reached the log (the broker wrote it, the
+answer was lost): a 503 means "unknown", as with any client of any database.
+"""
 import asyncio
+import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -9,11 +17,12 @@ from storage.errors import Unavailable
 from storage.operations import Command
 from streams.codec import encode
 
+log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 class Producer:
-    def __init__(self, bootstrap: str, topic: str, linger_ms: int = 1, request_timeout_ms: int = 10000):
+    def __init__(self, bootstrap: str, topic: str, linger_ms: int = 1, request_timeout_ms: int = 5000):
         self.topic = topic
         # aiokafka binds to the running loop, so the client is made in start().
         self._options = dict(
@@ -25,39 +34,69 @@ class Producer:
             request_timeout_ms=request_timeout_ms,
             max_batch_size=1024 * 1024,
         )
-        self._producer = None
-        self._started = False
+        self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
+        self._retiring: set = set()  # stops of replaced clients, kept referenced
 
-    async def start(self) -> None:
+    async def start(self) -> AIOKafkaProducer:
         """Idempotent: the API and the applier's dead letters both start it on first use."""
         async with self._starting:
-            if not self._started:
-                self._producer = AIOKafkaProducer(**self._options)
+            if self._producer is None:
+                producer = AIOKafkaProducer(**self._options)
                 try:
-                    await self._producer.start()
+                    await producer.start()
                 except KafkaError as exc:
-                    await self._producer.stop()
+                    await producer.stop()
                     raise Unavailable(f"Service unavailable: cannot reach Kafka: {type(exc).__name__}") from None
-                self._started = True
+                self._producer = producer
+            return self._producer
 
     async def stop(self) -> None:
-        if self._started:
-            await self._producer.stop()
-            self._started = False
+        async with self._starting:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    def _replace(self, failed: AIOKafkaProducer) -> None:
+        """Drop a client whose send failed; the next send starts a new one."""
+        if self._producer is not failed:
+            return  # another failure already replaced it
+        self._producer = None
+        log.warning("a send to Kafka failed; replacing the producer client")
+        task = asyncio.ensure_future(asyncio.wait_for(failed.stop(), 30))
+        self._retiring.add(task)
+        task.add_done_callback(lambda t: (self._retiring.discard(t), t.cancelled() or t.exception()))
 
     async def publish(self, command: Command, binary: bool = True) -> tuple:
         """Append one command; returns (partition, offset) once Kafka acknowledged it."""
         key, value, headers = encode(command, binary)
         return await self.publish_raw(key, value, headers)
 
-    async def publish_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> tuple:
-        if not self._started:
-            await self.start()
+    async def enqueue(self, command: Command, binary: bool = True) -> asyncio.Future:
+        """Hand a command to the producer without waiting for Kafka: the returned
+        future resolves to its RecordMetadata (or raises Unavailable). Records to one
+        partition keep the order of ``enqueue`` calls, so many can be in flight."""
+        return await self.send_raw(*encode(command, binary))
+
+    async def send_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> asyncio.Future:
+        """Append a raw record without waiting for Kafka; returns the delivery future."""
+        producer = await self.start()
         try:
-            pending = await self._producer.send(topic or self.topic, value=value, key=key, headers=headers or [])
-            meta = await pending
+            pending = await producer.send(topic or self.topic, value=value, key=key, headers=headers or [])
         except (KafkaError, asyncio.TimeoutError) as exc:
+            self._replace(producer)
+            raise Unavailable(f"Service unavailable: the log (Kafka) did not take the write: "
+                              f"{type(exc).__name__}") from None
+        return asyncio.ensure_future(self._acknowledged(producer, pending))
+
+    async def _acknowledged(self, producer: AIOKafkaProducer, pending):
+        try:
+            return await pending
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            self._replace(producer)
             raise Unavailable(f"Service unavailable: the log (Kafka) did not acknowledge the write: "
                               f"{type(exc).__name__}") from None
+
+    async def publish_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> tuple:
+        meta = await (await self.send_raw(key, value, headers, topic))
         return meta.partition, meta.offset

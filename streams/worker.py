@@ -1,12 +1,16 @@
 """The Faust app and its one agent, which applies the WAL to this node's state.
 
-Two faust defaults are wrong for a WAL consumer and are replaced here:
+Faust defaults that are wrong for a WAL consumer and are replaced here:
 - where a partition starts: faust seeks to the consumer group's committed offset,
   which lags what was applied; we seek to the applied offset stored with the state
   (atomically with it) plus one;
 - how long a fetch may wait: faust hard-codes 1.5 s, which would be added to every
-  ``wait=true`` write; we wait a few milliseconds.
+  ``wait=true`` write; we wait a few milliseconds;
+- group membership: a SIGKILLed member would block the next join until its session
+  times out (10 s); a static member (``group.instance.id``) restarting under the same
+  id takes its partitions back at once.
 """
+import asyncio
 import hashlib
 import logging
 import os
@@ -15,10 +19,10 @@ import faust
 import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from faust.types import TP
-
-from streams.applier import Applier, Record
+from streams import checkpoint
+from streams.applier import Applied, Applier, Record
 from streams.node import Node
+from streams.replay import LogError, read_range
 from streams.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if tp.topic == applier.topic:
                 offsets[tp] = applier.applied(tp.partition) + 1
                 consumer.seek(tp, offsets[tp])
+                print(f"pointlog: {tp.topic}[{tp.partition}] resumes at offset {offsets[tp]}", flush=True)
         return offsets
 
 
@@ -62,16 +67,21 @@ class PointlogApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
-def group_id(data_dir: str) -> str:
-    """Each data dir is a full replica, so it gets a consumer group of its own."""
-    digest = hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:10]
-    return f"pointlog-{digest}"
+def _dir_hash(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:10]
+
+
+def group_id(data_dir: str, topic: str) -> str:
+    """Each data dir is a full replica, so it gets a consumer group of its own, per
+    topic: a static member's cached assignment must never name another topic."""
+    return f"pointlog-{_dir_hash(os.path.abspath(data_dir), topic)}"
 
 
 def build_faust_app(node: Node) -> PointlogApp:
     s = node.settings
+    group = s.group or group_id(s.data_dir, s.topic)
     app = PointlogApp(
-        s.group or group_id(s.data_dir),
+        group,
         broker=f"kafka://{s.bootstrap}",
         store="memory://",
         web_enabled=True,  # the ASGI service replaces faust's own web server
@@ -83,7 +93,10 @@ def build_faust_app(node: Node) -> PointlogApp:
         agent_supervisor=mode.CrashingSupervisor,
         stream_wait_empty=False,
         table_standby_replicas=0,
-        # A SIGKILLed member blocks the next join until its session times out.
+        # One member per group (the node); restarting under the same instance id skips
+        # the wait for the dead member's session to time out. Unique per data dir even
+        # if an operator shares --group between nodes, which would fence each other.
+        consumer_group_instance_id=f"{group}-{_dir_hash(os.path.abspath(s.data_dir))}",
         broker_session_timeout=10,
         broker_heartbeat_interval=3,
         broker_rebalance_timeout=20,
@@ -113,14 +126,43 @@ def build_faust_app(node: Node) -> PointlogApp:
     async def _apply_group(batch: list) -> None:
         applier: Applier = app.pointlog_applier
         result = applier.apply_records(batch)
-        for dead in result.dead:
-            await node.publish_dead_letter(dlq_topic(s.topic), dead)
-        applier.commit(result)
+        await _settle(result)
+        while result.gap is not None:
+            # Never skip offsets silently, and never trust a re-seek of the faust
+            # consumer (it drops what it thinks it has read): read the missing range
+            # straight from the broker; offsets it has no record at are confirmed empty.
+            gap = result.gap
+            missing = await read_range(s.bootstrap, s.topic, gap.partition, gap.expected, gap.got + 1)
+            await _settle(applier.apply_records(missing, contiguous=False))
+            if applier.applied(gap.partition) < gap.got:
+                raise LogError(f"partition {gap.partition}: the broker did not return offset {gap.got}, "
+                               f"which it delivered before; refusing to skip {gap.expected}..{gap.got}")
+            result = applier.apply_records(result.rest)
+            await _settle(result)
+
+    async def _settle(result: Applied) -> None:
+        """Dead letters out, then the commit, then the waiters."""
+        if result.dead:
+            await node.publish_dead_letters(dlq_topic(s.topic), result.dead)
+        app.pointlog_applier.commit(result)
         for partition, offset, error in result.failures:
             node.progress.record_failure(partition, offset, error)
         for partition, offset in result.offsets.items():
             node.progress.advance(partition, offset)
-        for gap in result.gaps:
-            await app.consumer.seek(TP(s.topic, gap.partition), gap.expected)
 
+    if s.checkpoint_interval > 0:
+        @app.timer(s.checkpoint_interval, name="pointlog-checkpoint")
+        async def take_checkpoint():
+            if node.progress.applied == app.pointlog_last_checkpoint:
+                return  # nothing applied since the last one
+            try:
+                info = await node.checkpoint()
+            except Exception:  # a full disk must not stop the applier; the next tick retries
+                log.exception("automatic checkpoint failed")
+                return
+            app.pointlog_last_checkpoint = dict(node.progress.applied)
+            await asyncio.to_thread(checkpoint.prune, s.data_dir, s.checkpoint_keep)
+            log.info("checkpoint %s at %s", info["path"], info["applied"])
+
+    app.pointlog_last_checkpoint = None
     return app

@@ -5,9 +5,53 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KAFKA_SCRIPT = os.path.join(ROOT, "infra", "kafka", "kafka")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_pair() -> int:
+    """A port whose successor (the controller port) is free too."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+class Broker:
+    """A real Kafka broker started with the project's infra script, on free ports."""
+
+    def __init__(self, extra_config: str = ""):
+        self.dir = tempfile.mkdtemp(prefix="pointlog-kafka-")
+        self.port = _free_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_DIR=self.dir,
+                        KAFKA_EXTRA_CONFIG=extra_config)
+
+    def _run(self, action: str) -> None:
+        subprocess.run([KAFKA_SCRIPT, action], env=self.env, check=True, stdout=sys.stderr)
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
@@ -37,7 +81,7 @@ class Server:
             [sys.executable, "-m", "api.cli", "serve", "--bootstrap", self.bootstrap, "--topic", self.topic,
              "--data-dir", self.data_dir, "--port", str(self.port), "--loglevel", "warning"],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.extra_env),
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -99,7 +143,7 @@ class Server:
         """``pointlog digest`` of this node's data dir (the node must be stopped)."""
         out = subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", self.data_dir],
                              check=True, capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                             cwd=ROOT)
         return out.stdout
 
 

@@ -1,0 +1,285 @@
+"""``make bench``: pointlog beside its peer (qdrant-client local mode) on one workload.
+
+Starts its own broker and server like the tests do, prints each figure with the
+peer's and the ratio, writes tests/benchmarks/RESULTS.md, and ends with one JSON
+line. ``--quick`` is a reduced run (< 2 minutes); ``--large`` searches 1M points.
+"""
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import numpy as np
+import orjson
+
+from tests.benchmarks import loadgen
+from tests.benchmarks.workload import BATCH, DIM, exact_top, payload, percentile, queries, vectors
+from tests.support import Broker, Server, free_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def progress(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def create(url: str, name: str) -> None:
+    r = httpx.put(f"{url}/collections/{name}", json={"vectors": {"size": DIM, "distance": "Cosine"}}, timeout=30)
+    r.raise_for_status()
+
+
+def bodies(data: np.ndarray, start: int, n: int) -> list:
+    """Request bodies encoded before the clock starts: we time the server, not the client."""
+    out = []
+    for s in range(start, start + n, BATCH):
+        ids = list(range(s, min(start + n, s + BATCH)))
+        out.append(orjson.dumps({"batch": {"ids": ids, "vectors": data[ids[0] - start:ids[-1] - start + 1],
+                                           "payloads": [payload(i) for i in ids]}},
+                                option=orjson.OPT_SERIALIZE_NUMPY))
+    return out
+
+
+async def send_all(url: str, payloads: list, clients: int, wait: bool, label: str) -> float:
+    base, name = url.split("/collections/")
+    reqs = [("PUT", f"/collections/{name}/points?wait={'true' if wait else 'false'}", body) for body in payloads]
+
+    def tick(i: int) -> None:
+        if i % 50 == 49:
+            progress(f"{label}: {i + 1}/{len(reqs)} batches")
+
+    seconds, _, _ = await loadgen.run(base, reqs, clients, tick)
+    return seconds
+
+
+def ingest(server: Server, data: np.ndarray, clients: int, wait: bool, name: str) -> float:
+    create(server.url, name)
+    payloads = bodies(data, 0, len(data))
+    t0 = time.perf_counter()
+    asyncio.run(send_all(f"{server.url}/collections/{name}", payloads, clients, wait, f"ingest {name}"))
+    server.wait_caught_up(timeout=600)  # acknowledged is not enough: count until applied
+    return len(data) / (time.perf_counter() - t0)
+
+
+def ingest_producer(server: Server, data: np.ndarray, name: str) -> float:
+    """Operations published straight to Kafka, as a producing service would."""
+    from storage import operations as ops
+    from streams.producer import Producer
+
+    create(server.url, name)
+
+    async def run():
+        producer = Producer(server.bootstrap, server.topic, linger_ms=5)
+        await producer.start()
+        pending = []
+        for s in range(0, len(data), BATCH):
+            ids = list(range(s, min(len(data), s + BATCH)))
+            op = ops.Upsert([ops.PointStruct(i, {"": data[i]}, payload(i)) for i in ids])
+            pending.append(asyncio.ensure_future(producer.publish(ops.Command(name, op))))
+        await asyncio.gather(*pending)
+        await producer.stop()
+
+    t0 = time.perf_counter()
+    asyncio.run(run())
+    server.wait_caught_up(timeout=600)
+    return len(data) / (time.perf_counter() - t0)
+
+
+def write_latency(server: Server, data: np.ndarray, name: str, samples: int) -> tuple:
+    lat, vis = [], []
+    with httpx.Client(timeout=30) as http:
+        for i in range(samples):
+            body = {"points": [{"id": 10_000_000 + i, "vector": data[i % len(data)].tolist(), "payload": payload(i)}]}
+            t = time.perf_counter()
+            http.put(f"{server.url}/collections/{name}/points?wait=true", json=body).raise_for_status()
+            lat.append((time.perf_counter() - t) * 1000)
+        for i in range(samples // 3):
+            pid = 20_000_000 + i
+            body = {"points": [{"id": pid, "vector": data[i % len(data)].tolist()}]}
+            t = time.perf_counter()
+            http.put(f"{server.url}/collections/{name}/points", json=body).raise_for_status()
+            while not http.post(f"{server.url}/collections/{name}/points", json={"ids": [pid]}).json()["result"]:
+                pass
+            vis.append((time.perf_counter() - t) * 1000)
+    return lat, vis
+
+
+async def search_load(url: str, qs: np.ndarray, clients: int, flt: dict | None, exact: bool = False) -> tuple:
+    base, path = url.split("/collections/")
+    reqs = [("POST", f"/collections/{path}/points/query",
+             orjson.dumps({"query": q, "limit": 10, "filter": flt, "params": {"exact": exact}},
+                          option=orjson.OPT_SERIALIZE_NUMPY)) for q in qs]
+    seconds, lat, responses = await loadgen.run(base, reqs, clients)
+    results = [[p["id"] for p in orjson.loads(r)["result"]["points"]] for r in responses]
+    return len(qs) / seconds, lat, results
+
+
+def recall(data: np.ndarray, qs: np.ndarray, results: list, mask=None) -> float:
+    hits = sum(len(set(res) & set(int(i) for i in exact_top(data, q, 10, mask))) for q, res in zip(qs, results))
+    return hits / (10 * len(qs))
+
+
+SET_FILTER = {"must": [{"key": "in_stock", "match": {"value": True}}]}
+DELETE_FILTER = {"must": [{"key": "category", "match": {"any": ["c8", "c9"]}}]}
+
+
+def filter_writes(server: Server, name: str) -> tuple:
+    """Writes whose selector is a filter over the whole collection (2/3 and 1/5 of it)."""
+    url = f"{server.url}/collections/{name}/points"
+    t0 = time.perf_counter()
+    httpx.post(f"{url}/payload?wait=true", json={"payload": {"tag": "sale"}, "filter": SET_FILTER},
+               timeout=600).raise_for_status()
+    set_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    httpx.post(f"{url}/delete?wait=true", json={"filter": DELETE_FILTER}, timeout=600).raise_for_status()
+    return set_s, time.perf_counter() - t0
+
+
+def wait_indexed(server: Server, name: str, timeout: float) -> None:
+    """Let a background index build finish, so search is measured on the index."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = httpx.get(f"{server.url}/collections/{name}", timeout=30).json()["result"]
+        if info["status"] == "green" and info.get("indexed_vectors_count", 0) >= info["points_count"] * 0.9:
+            return
+        time.sleep(1)
+    progress(f"index of {name} not complete after {timeout}s; measuring anyway")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--large", action="store_true")
+    args = ap.parse_args()
+    n = 20_000 if args.quick else 100_000
+    n_search = 1_000_000 if args.large else n
+    n_queries = 300 if args.quick else 2000
+    clients = 4
+    ours: dict = {}
+
+    broker = Broker()
+    broker.start()
+    tmp = tempfile.mkdtemp(prefix="pointlog-bench-")
+    server = Server(broker.bootstrap, "pointlog.bench", os.path.join(tmp, "node"), free_port())
+    try:
+        server.start()
+        data = vectors(n_search)
+        progress(f"ingest over REST, wait=false, {clients} clients, batches of {BATCH}")
+        ours["ingest_points_per_s"] = ingest(server, data, clients, False, "bench")
+        ours["rss_mb_per_100k"] = rss_mb(server.proc.pid) * 100_000 / len(data)
+        progress("ingest over REST, wait=true")
+        ours["ingest_wait_true_points_per_s"] = ingest(server, data[: n // 5], clients, True, "bench_wait")
+        progress("ingest through the direct producer")
+        ours["producer_points_per_s"] = ingest_producer(server, data[: n // 2], "bench_producer")
+        progress("write latency")
+        lat, vis = write_latency(server, data, "bench_wait", 100 if args.quick else 400)
+        ours["wait_true_p50_ms"], ours["wait_true_p99_ms"] = percentile(lat, 50), percentile(lat, 99)
+        ours["visibility_p50_ms"] = percentile(vis, 50)
+
+        progress("search")
+        wait_indexed(server, "bench", 300)
+        qs = queries(n_queries)
+        url = f"{server.url}/collections/bench"
+        asyncio.run(search_load(url, qs[:50], clients, None))  # warm up
+        qps, lat, res = asyncio.run(search_load(url, qs, clients, None))
+        ours.update(search_qps=qps, search_p50_ms=percentile(lat, 50), search_p99_ms=percentile(lat, 99),
+                    recall_at_10=recall(data, qs, res))
+        flt = {"must": [{"key": "category", "match": {"value": "c3"}}]}
+        mask = np.array([i % 10 == 3 for i in range(len(data))])
+        qps, lat, res = asyncio.run(search_load(url, qs[: n_queries // 2], clients, flt))
+        ours.update(filtered_search_qps=qps, filtered_search_p99_ms=percentile(lat, 99),
+                    filtered_recall_at_10=recall(data, qs[: n_queries // 2], res, mask))
+
+        progress("payload update and delete by filter, wait=true")
+        ours["set_payload_by_filter_s"], ours["delete_by_filter_s"] = filter_writes(server, "bench")
+
+        progress("replay: a fresh node applies the whole log")
+        points_in_log = len(data) + n // 5 + n // 2
+        replica = Server(broker.bootstrap, "pointlog.bench", os.path.join(tmp, "replica"), free_port())
+        t0 = time.perf_counter()
+        replica.start()
+        replica.wait_caught_up(timeout=1200)
+        ours["replay_points_per_s"] = points_in_log / (time.perf_counter() - t0)
+        replica.kill()
+
+        progress("restart to first answer")
+        server.stop()
+        t0 = time.perf_counter()
+        server.start()
+        httpx.post(f"{url}/points/query", json={"query": qs[0].tolist(), "limit": 10}, timeout=120).raise_for_status()
+        ours["restart_to_first_answer_s"] = time.perf_counter() - t0
+    finally:
+        server.kill()
+        broker.stop()
+
+    progress("peer: qdrant-client local mode")
+    peer = json.loads(subprocess.run([sys.executable, "-m", "tests.benchmarks.peer", str(n), str(n_queries // 4)],
+                                     check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    report(ours, peer, n, n_search, args)
+
+
+LINES = [  # (label, our key, peer key, higher is better)
+    ("ingest REST wait=false (points/s)", "ingest_points_per_s", "peer_ingest_points_per_s", True),
+    ("ingest REST wait=true (points/s)", "ingest_wait_true_points_per_s", "peer_ingest_points_per_s", True),
+    ("ingest direct producer (points/s)", "producer_points_per_s", "peer_ingest_points_per_s", True),
+    ("wait=true single point p50 (ms)", "wait_true_p50_ms", "peer_wait_true_p50_ms", False),
+    ("wait=true single point p99 (ms)", "wait_true_p99_ms", "peer_wait_true_p99_ms", False),
+    ("wait=false visibility p50 (ms)", "visibility_p50_ms", None, False),
+    ("search QPS", "search_qps", "peer_search_qps", True),
+    ("search p50 (ms)", "search_p50_ms", "peer_search_p50_ms", False),
+    ("search p99 (ms)", "search_p99_ms", "peer_search_p99_ms", False),
+    ("search recall@10", "recall_at_10", "peer_recall_at_10", True),
+    ("filtered search QPS", "filtered_search_qps", "peer_filtered_search_qps", True),
+    ("filtered search recall@10", "filtered_recall_at_10", None, True),
+    ("set_payload by filter, 2/3 of points (s)", "set_payload_by_filter_s", "peer_set_payload_by_filter_s", False),
+    ("delete by filter, 1/5 of points (s)", "delete_by_filter_s", "peer_delete_by_filter_s", False),
+    ("replay (points/s)", "replay_points_per_s", "peer_replay_points_per_s", True),
+    ("restart to first answer (s)", "restart_to_first_answer_s", None, False),
+    ("RSS per 100k points (MB)", "rss_mb_per_100k", "peer_rss_mb_per_100k", False),
+]
+
+
+def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
+    rows = []
+    for label, key, peer_key, higher in LINES:
+        a, b = ours.get(key), peer.get(peer_key) if peer_key else None
+        ratio = (a / b if higher else b / a) if a and b else None
+        rows.append((label, a, b, ratio))
+        print(f"{label:38s} pointlog {a:>12.2f}   peer {b if b is not None else float('nan'):>12.2f}   "
+              f"ratio {ratio if ratio else float('nan'):6.2f}x", flush=True)
+    mode = "quick" if args.quick else ("large" if args.large else "default")
+    header = (f"# Benchmark results\n\n{datetime.date.today()} on {platform.node()} "
+              f"({os.cpu_count()} cores, Python {platform.python_version()}), mode {mode}: "
+              f"{n} points ingested, {n_search} searched, {DIM}-d float32, Cosine.\n"
+              "Peer: qdrant-client local mode (on-disk for ingest/latency/replay, in-memory for search).\n"
+              "Ratio > 1 means pointlog is ahead.\n\n"
+              "| line | pointlog | peer | ratio |\n|---|---:|---:|---:|\n")
+    table = "".join(f"| {label} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | "
+                    f"{'' if r is None else f'{r:.2f}x'} |\n" for label, a, b, r in rows)
+    if not args.quick:
+        path = os.path.join(HERE, "RESULTS.md")
+        notes = ""
+        if os.path.exists(path):
+            text = open(path).read()
+            notes = text[text.index("## Notes"):] if "## Notes" in text else ""
+        with open(path, "w") as f:
+            f.write(header + table + ("\n" + notes if notes else ""))
+    print(json.dumps({**ours, **peer}))
+
+
+if __name__ == "__main__":
+    main()
