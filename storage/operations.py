@@ -80,6 +80,25 @@ def parse_vector(value, where: str) -> np.ndarray:
     return arr
 
 
+def _parse_column(col: list, where: str):
+    """A batch column in one numpy conversion when it is a plain float matrix (the
+    common case, several times cheaper than a conversion per row); otherwise row by
+    row, with the exact per-vector checks and messages."""
+    if col and all(type(row) is list for row in col):
+        try:
+            with np.errstate(over="ignore"):
+                matrix = np.asarray(col)
+        except (TypeError, ValueError, OverflowError):
+            matrix = None
+        if (matrix is not None and matrix.ndim == 2 and matrix.shape[1] > 0 and matrix.dtype.kind == "f"
+                and not _may_hold_bools(matrix)):
+            with np.errstate(over="ignore"):
+                matrix = matrix.astype(np.float32)
+            if np.isfinite(matrix).all():
+                return list(matrix)
+    return [None if row is None else parse_vector(row, f"{where}[{i}]") for i, row in enumerate(col)]
+
+
 def _may_hold_bools(arr: np.ndarray) -> bool:
     """A JSON true/false among numbers shows up as an exact 1 or 0."""
     return arr.dtype.kind != "f" or bool(((arr == 0.0) | (arr == 1.0)).any())
@@ -265,12 +284,14 @@ def _points_from_batch(batch: dict) -> list:
         if len(payloads) != n:
             raise Unprocessable(f"Validation error in JSON body: [batch: number of ids and payloads must be "
                                 f"equal ({n} != {len(payloads)})]")
+    parsed = {name: _parse_column(col, f"batch.vectors.{name}" if name else "batch.vectors")
+              for name, col in columns.items()}
     points = []
     for i, pid in enumerate(ids):
         vectors = {}
-        for name, col in columns.items():
+        for name, col in parsed.items():
             if col[i] is not None:
-                vectors[name] = parse_vector(col[i], f"batch.vectors[{i}]")
+                vectors[name] = col[i]
         payload = _payload(payloads[i], f"batch.payloads[{i}]") if payloads is not None else None
         points.append(PointStruct(pid, vectors, payload))
     return points
