@@ -11,6 +11,7 @@ from storage.errors import BadRequest, Conflict, NotFound
 from storage.filters import compile_filter
 from storage.ids import decode_id, encode_id
 from storage.paths import clone_json, delete_at_path, set_at_path
+from storage.reads import matching_keys
 from storage.state import State
 
 
@@ -52,9 +53,7 @@ def _selected_keys(col: Collection, selector: ops.PointsSelector) -> list:
         if not selector.ids:
             raise BadRequest("Wrong input: Empty update request")
         return [encode_id(pid) for pid in dict.fromkeys(selector.ids)]
-    flt = compile_filter(selector.filter)
-    return [key for key in col.order
-            if flt.matches(col.points[key].id, col.points[key].payload, col.vector_names(key))]
+    return matching_keys(col, compile_filter(selector.filter))
 
 
 def _for_each_existing(col: Collection, keys: list, update) -> None:
@@ -132,7 +131,7 @@ def _set_payload(state: State, col: Collection, op: ops.SetPayload, offset: int)
     def update(point: Point) -> None:
         payload = clone_json(point.payload)
         set_at_path(payload, op.key, op.payload)
-        point.payload = payload
+        col.set_payload(point, payload)
         _touch(state, col, point, offset)
 
     _for_each_existing(col, _selected_keys(col, op.selector), update)
@@ -140,7 +139,7 @@ def _set_payload(state: State, col: Collection, op: ops.SetPayload, offset: int)
 
 def _overwrite_payload(state: State, col: Collection, op: ops.OverwritePayload, offset: int) -> None:
     def update(point: Point) -> None:
-        point.payload = clone_json(op.payload)
+        col.set_payload(point, clone_json(op.payload))
         _touch(state, col, point, offset)
 
     _for_each_existing(col, _selected_keys(col, op.selector), update)
@@ -151,7 +150,7 @@ def _delete_payload(state: State, col: Collection, op: ops.DeletePayload, offset
         payload = clone_json(point.payload)
         for key in op.keys:
             delete_at_path(payload, key)
-        point.payload = payload
+        col.set_payload(point, payload)
         _touch(state, col, point, offset)
 
     _for_each_existing(col, _selected_keys(col, op.selector), update)
@@ -159,7 +158,7 @@ def _delete_payload(state: State, col: Collection, op: ops.DeletePayload, offset
 
 def _clear_payload(state: State, col: Collection, op: ops.ClearPayload, offset: int) -> None:
     def update(point: Point) -> None:
-        point.payload = {}
+        col.set_payload(point, {})
         _touch(state, col, point, offset)
 
     _for_each_existing(col, _selected_keys(col, op.selector), update)

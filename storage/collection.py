@@ -2,11 +2,16 @@
 
 This is the view reads are served from. ``storage.state`` keeps it in step with
 RocksDB, which is what survives a restart.
+
+Every change of a point's payload goes through ``add``, ``remove`` or
+``set_payload``, because the payload index (storage/payload_index.py) is kept up
+to date there.
 """
 from sortedcontainers import SortedList
 
 from storage.config import CollectionConfig
 from storage.ids import PointId
+from storage.payload_index import PayloadIndex
 from storage.vectors import VectorStore
 
 
@@ -29,6 +34,7 @@ class Collection:
         self.points: dict = {}  # key -> Point
         self.order = SortedList()  # keys in Qdrant scroll order
         self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()}
+        self.payload_index = PayloadIndex(self.points)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -37,18 +43,33 @@ class Collection:
         return self.points.get(key)
 
     def add(self, point: Point) -> None:
-        if point.key not in self.points:
+        """Insert a point, or replace the one with its key."""
+        old = self.points.get(point.key)
+        if old is None:
             self.order.add(point.key)
         self.points[point.key] = point
+        self.payload_index.replaced(point.key, None if old is None else old.payload, point.payload)
 
     def remove(self, key: bytes) -> None:
-        if self.points.pop(key, None) is not None:
+        point = self.points.pop(key, None)
+        if point is not None:
             self.order.remove(key)
             for store in self.vectors.values():
                 store.remove(key)
+            self.payload_index.replaced(key, point.payload, None)
+
+    def set_payload(self, point: Point, payload: dict) -> None:
+        """Give a stored point a new payload object. Never change a stored payload in
+        place: the index reads the old one to know what to unindex."""
+        old = point.payload
+        point.payload = payload
+        self.payload_index.replaced(point.key, old, payload)
 
     def vector_names(self, key: bytes) -> set:
         return {name for name, store in self.vectors.items() if key in store}
+
+    def vector_names_view(self) -> "VectorNames":
+        return VectorNames(self.vectors)
 
     def point_vectors(self, key: bytes) -> dict:
         out = {}
@@ -57,3 +78,20 @@ class Collection:
             if vec is not None:
                 out[name] = vec
         return out
+
+
+class VectorNames:
+    """The vector names of the point whose key is set in ``key``, for ``has_vector``:
+    one object reused across a scan instead of a set built per point."""
+    __slots__ = ("vectors", "key")
+
+    def __init__(self, vectors: dict):
+        self.vectors = vectors
+        self.key = None
+
+    def __contains__(self, name) -> bool:
+        store = self.vectors.get(name)
+        return store is not None and self.key in store
+
+    def __iter__(self):
+        return (name for name, store in self.vectors.items() if self.key in store)

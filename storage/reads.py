@@ -3,12 +3,10 @@
 Records are plain dicts ready for JSON; vectors stay float32 numpy arrays so the
 response encoder writes them without a Python float per element.
 """
-from bisect import bisect_left
-
 from storage.collection import Collection, Point
 from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, Unprocessable
-from storage.filters import compile_filter
+from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.paths import parse_path
 
@@ -137,24 +135,43 @@ def retrieve(col: Collection, ids: list, shape: Shape) -> list:
     return out
 
 
-def matching(col: Collection, raw_filter):
-    """Points matching a raw filter, in scroll order, lazily."""
+def matching(col: Collection, raw_filter) -> list:
+    """Points matching a raw filter, in scroll order."""
     flt = compile_filter(raw_filter)
-    points = col.points
-    if flt is None:
-        return (points[k] for k in col.order)
-    return (p for p in (points[k] for k in col.order) if flt.matches(p.id, p.payload, col.vector_names(p.key)))
+    keys = col.order if flt is None else matching_keys(col, flt)
+    return [col.points[key] for key in keys]
+
+
+def matching_keys(col: Collection, flt: Filter) -> list:
+    """Keys of the points matching a compiled filter, in scroll order. The payload
+    index narrows the points the filter is evaluated on (storage/payload_index.py)."""
+    plan = col.payload_index.plan(flt)
+    holds = _holds(col, flt)
+    if plan is None:
+        return [key for key in col.order if holds(key)]
+    keys = sorted(plan.keys)
+    return keys if plan.exact else [key for key in keys if holds(key)]
+
+
+def _holds(col: Collection, flt: Filter):
+    """``key -> bool``: whether the filter matches the point with that key."""
+    points, names, matches = col.points, col.vector_names_view(), flt.matches
+
+    def holds(key: bytes) -> bool:
+        point = points[key]
+        names.key = key
+        return matches(point.id, point.payload, names)
+
+    return holds
 
 
 def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dict:
     limit = _limit(limit, default=10)
-    start = 0 if offset is None else bisect_left(col.order, encode_id(parse_id(offset)))
+    start = None if offset is None else encode_id(parse_id(offset))
     flt = compile_filter(raw_filter)
     page, next_offset = [], None
-    for key in col.order.islice(start):
+    for key in _scroll_keys(col, flt, start, limit + 1):
         point = col.points[key]
-        if flt is not None and not flt.matches(point.id, point.payload, col.vector_names(key)):
-            continue
         if len(page) == limit:
             next_offset = point.id
             break
@@ -162,10 +179,35 @@ def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dic
     return {"points": page, "next_page_offset": next_offset}
 
 
+def _scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: int):
+    """Keys of matching points from ``start`` on, in scroll order, lazily: the caller
+    stops after ``want``."""
+    keys = col.order if start is None else col.order.islice(col.order.bisect_left(start))
+    if flt is None:
+        return iter(keys)
+    holds = _holds(col, flt)
+    plan = col.payload_index.plan(flt)
+    if plan is None:
+        return (key for key in keys if holds(key))
+    found = plan.keys
+    # Sorting m candidates costs about m log m; walking the order until ``want`` of
+    # them turn up, about want * n / m steps: sort only the few.
+    if len(found) ** 2 <= want * len(col):
+        keys = sorted(found) if start is None else sorted(key for key in found if key >= start)
+    else:
+        keys = (key for key in keys if key in found)
+    return keys if plan.exact else (key for key in keys if holds(key))
+
+
 def count(col: Collection, raw_filter) -> int:
-    if raw_filter is None:
+    flt = compile_filter(raw_filter)
+    if flt is None or flt.matches_all:
         return len(col)
-    return sum(1 for _ in matching(col, raw_filter))
+    plan = col.payload_index.plan(flt)
+    if plan is not None and plan.exact:
+        return len(plan.keys)
+    holds = _holds(col, flt)
+    return sum(1 for key in (col.points if plan is None else plan.keys) if holds(key))
 
 
 def _limit(value, default: int) -> int:

@@ -12,6 +12,11 @@ Which points get scored (storage/index.py explains the index):
   points first: a selective one is answered exactly over the matching points,
   else Annoy over-fetches by the inverse of the matching share and widens until
   ``limit`` matching points are found (or falls back to the exact scan).
+- A filter the payload index can answer (storage/payload_index.py) first narrows
+  the points to its candidates, so a filtered exact scan costs the candidates, not
+  the collection. Few enough candidates are then always scanned exactly, as
+  Qdrant's planner does with its payload index cardinality: scoring that many rows
+  costs about one Annoy query (the same bound as a small store, SETTINGS.threshold).
 Either way every candidate is scored by the same row-wise numpy code, so a point
 gets the same score, bit for bit, whichever path found it.
 """
@@ -26,6 +31,7 @@ from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.index import SETTINGS, AnnIndex
 from storage.operations import parse_vector
+from storage.payload_index import Plan
 from storage.reads import Shape, _limit
 from storage.vectors import VectorStore, normalize
 
@@ -35,6 +41,9 @@ SAMPLE = 256  # points a filter is tried on to estimate its selectivity
 # A filtered search goes exact when Annoy would have to fetch more than this share
 # of the index to find ``limit`` matching points.
 EXACT_SHARE = 0.125
+# Evaluating a filter on a point costs about this many row scores of the exact scan:
+# a plan whose candidates still need the filter counts them this much heavier.
+FILTER_COST = 8
 # Annoy's dot metric (mapped onto angular with an extra dimension) needs about twice
 # the candidates of the others for the same recall (tests/benchmarks/search_recall.py).
 EF_SCALE = {"Dot": 2}
@@ -173,36 +182,45 @@ def search(col: Collection, req: SearchRequest) -> list:
     flt = compile_filter(req.filter)
     if flt is not None and flt.matches_all:
         flt = None
-    slots = candidates(col, store, query, flt, exclude, req.offset + req.limit, req.exact, req.ef)
+    plan = None if flt is None else col.payload_index.plan(flt)
+    slots = candidates(col, store, query, flt, plan, exclude, req.offset + req.limit, req.exact, req.ef)
     return rank(col, store, req, slots, scores(store, query, slots))
 
 
-def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, exclude: int | None,
-               want: int, exact: bool = False, ef: int | None = None) -> np.ndarray:
-    """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta."""
+def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,
+               exclude: int | None, want: int, exact: bool = False, ef: int | None = None) -> np.ndarray:
+    """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta.
+    ``plan`` is the payload index's answer for ``flt`` (None if it has none)."""
     index: AnnIndex | None = store.index
     if exact or index is None or len(store) < SETTINGS.threshold or len(index) == 0:
-        return exact_slots(col, store, flt, exclude)
+        return exact_slots(col, store, flt, plan, exclude)
     ef = max(ef or SETTINGS.ef * EF_SCALE.get(store.distance, 1), want)
     share = 1.0
     if flt is not None:
         if flt.candidate_ids is not None:
-            return exact_slots(col, store, flt, exclude)
-        share = _matching_share(col, store, flt)
+            return exact_slots(col, store, flt, plan, exclude)
+        if plan is not None and len(plan.keys) * (1 if plan.exact else FILTER_COST) <= SETTINGS.threshold:
+            return exact_slots(col, store, flt, plan, exclude)
+        share = _matching_share(col, store, flt, plan)
         if share == 0.0 or ef / share > EXACT_SHARE * len(index):
-            return exact_slots(col, store, flt, exclude)
-    found = indexed_slots(col, store, index, query, flt, exclude, want, ef, share)
-    return exact_slots(col, store, flt, exclude) if found is None else found
+            return exact_slots(col, store, flt, plan, exclude)
+    found = indexed_slots(col, store, index, query, flt, plan, exclude, want, ef, share)
+    return exact_slots(col, store, flt, plan, exclude) if found is None else found
 
 
-def exact_slots(col: Collection, store: VectorStore, flt: Filter | None, exclude: int | None) -> np.ndarray:
+def exact_slots(col: Collection, store: VectorStore, flt: Filter | None, plan: Plan | None,
+                exclude: int | None) -> np.ndarray:
     if flt is None:
         slots = store.alive_slots()
-    elif flt.candidate_ids is not None:
-        # has_id in the top-level must: look those points up instead of scanning.
-        found = (store.slot_of.get(encode_id(pid)) for pid in flt.candidate_ids)
-        slots = np.sort(np.fromiter((s for s in found if s is not None), dtype=np.int64))
-        slots = filter_slots(col, store, flt, slots)
+    elif plan is not None:
+        # Look the candidates up instead of scanning (has_id conditions are in the
+        # plan too). A store's keys are a subset of the points': when it is as large,
+        # every candidate has a vector here.
+        with_vector = plan.keys if len(store) == len(col) else store.slot_of.keys() & plan.keys
+        slots = np.sort(np.fromiter(map(store.slot_of.__getitem__, with_vector), dtype=np.int64,
+                                    count=len(with_vector)))
+        if not plan.exact:
+            slots = filter_slots(col, store, flt, slots)
     else:
         slots = filter_slots(col, store, flt, store.alive_slots())
     if exclude is not None:
@@ -211,12 +229,12 @@ def exact_slots(col: Collection, store: VectorStore, flt: Filter | None, exclude
 
 
 def indexed_slots(col: Collection, store: VectorStore, index: AnnIndex, query: np.ndarray, flt: Filter | None,
-                  exclude: int | None, want: int, ef: int, share: float) -> np.ndarray | None:
+                  plan: Plan | None, exclude: int | None, want: int, ef: int, share: float) -> np.ndarray | None:
     """Annoy candidates (widened until ``want`` of them are valid and match) plus the
     delta; None when even the whole index cannot supply them (scan exactly then)."""
     delta = store.changed_since(index.generation)
     if flt is not None:
-        delta = filter_slots(col, store, flt, delta)
+        delta = filter_slots(col, store, flt, delta, plan)
     if exclude is not None:
         delta = delta[delta != exclude]
     as_list = query.tolist()
@@ -226,7 +244,7 @@ def indexed_slots(col: Collection, store: VectorStore, index: AnnIndex, query: n
         if exclude is not None:
             found = found[found != exclude]
         if flt is not None:
-            found = filter_slots(col, store, flt, found)
+            found = filter_slots(col, store, flt, found, plan)
         if len(found) >= want:
             break
         if n >= len(index):
@@ -239,43 +257,40 @@ def indexed_slots(col: Collection, store: VectorStore, index: AnnIndex, query: n
     return np.concatenate([found, delta])
 
 
-def _matching_share(col: Collection, store: VectorStore, flt: Filter) -> float:
-    """Share of points matching the filter, from a sample. Random positions, not a
-    stride: payloads that follow the ids (``i % 10``) would alias with a stride. The
-    seed is fixed so the same state always takes the same path."""
+def _matching_share(col: Collection, store: VectorStore, flt: Filter, plan: Plan | None) -> float:
+    """Share of points matching the filter: counted when the plan is exact, else
+    from a sample. Random positions, not a stride: payloads that follow the ids
+    (``i % 10``) would alias with a stride. The seed is fixed so the same state
+    always takes the same path."""
+    if plan is not None and plan.exact:
+        return len(plan.keys) / len(col) if len(col) else 0.0
     alive = store.alive_slots()
     if len(alive) == 0:
         return 0.0
     picks = np.random.default_rng(len(alive)).integers(0, len(alive), min(SAMPLE, len(alive)))
     sample = alive[np.unique(picks)]
-    return len(filter_slots(col, store, flt, sample)) / len(sample)
+    return len(filter_slots(col, store, flt, sample, plan)) / len(sample)
 
 
-class _VectorNames:
-    """The vector names of one point, for ``has_vector``, without building a set per point."""
-    __slots__ = ("vectors", "key")
-
-    def __init__(self, col: Collection):
-        self.vectors = col.vectors
-        self.key = None
-
-    def __contains__(self, name) -> bool:
-        store = self.vectors.get(name)
-        return store is not None and self.key in store
-
-    def __iter__(self):
-        return (name for name, store in self.vectors.items() if self.key in store)
-
-
-def filter_slots(col: Collection, store: VectorStore, flt: Filter, slots: np.ndarray) -> np.ndarray:
-    """The slots whose points match the filter, in the given order."""
-    keys, points, names = store.keys, col.points, _VectorNames(col)
+def filter_slots(col: Collection, store: VectorStore, flt: Filter, slots: np.ndarray,
+                 plan: Plan | None = None) -> np.ndarray:
+    """The slots whose points match the filter, in the given order. With a plan only
+    its candidates are evaluated (none at all when it is exact)."""
+    keys = store.keys
+    if plan is not None and plan.exact:
+        found = plan.keys
+        return np.asarray([slot for slot in slots.tolist() if keys[slot] in found], dtype=np.int64)
+    found = None if plan is None else plan.keys
+    points, names = col.points, col.vector_names_view()
     matches = flt.matches
     keep = []
     append = keep.append
     for slot in slots.tolist():
-        point = points[keys[slot]]
-        names.key = point.key
+        key = keys[slot]
+        if found is not None and key not in found:
+            continue
+        point = points[key]
+        names.key = key
         if matches(point.id, point.payload, names):
             append(slot)
     return np.asarray(keep, dtype=np.int64)
