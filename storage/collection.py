@@ -35,6 +35,7 @@ class Collection:
         self.order = SortedList()  # keys in Qdrant scroll order
         self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()}
         self.payload_index = PayloadIndex(self.points)
+        self.payload_revision = 0  # bumped by every payload change, for caches derived from payloads
 
     def __len__(self) -> int:
         return len(self.points)
@@ -49,6 +50,7 @@ class Collection:
             self.order.add(point.key)
         self.points[point.key] = point
         self.payload_index.replaced(point.key, None if old is None else old.payload, point.payload)
+        self.payload_revision += 1
 
     def remove(self, key: bytes) -> None:
         point = self.points.pop(key, None)
@@ -57,6 +59,7 @@ class Collection:
             for store in self.vectors.values():
                 store.remove(key)
             self.payload_index.replaced(key, point.payload, None)
+            self.payload_revision += 1
 
     def set_payload(self, point: Point, payload: dict) -> None:
         """Give a stored point a new payload object. Never change a stored payload in
@@ -64,6 +67,7 @@ class Collection:
         old = point.payload
         point.payload = payload
         self.payload_index.replaced(point.key, old, payload)
+        self.payload_revision += 1
 
     def vector_names(self, key: bytes) -> set:
         return {name for name, store in self.vectors.items() if key in store}

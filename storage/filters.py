@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import orjson
+
 from storage.conditions import (field_condition, has_id_condition, has_vector_condition,
                                 is_empty_condition, is_null_condition)
 from storage.datetimes import parse_datetime  # public here: callers import it with the filter API
@@ -73,6 +75,11 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.raw!r})"
+
+    @property
+    def fingerprint(self) -> bytes:
+        """The filter's canonical JSON: equal for equal filters, type-strict (1 != true)."""
+        return orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)
 
 
 def compile_filter(raw: dict | None, where: str = "filter") -> Filter | None:

@@ -216,11 +216,16 @@ def exact_slots(col: Collection, store: VectorStore, flt: Filter | None, plan: P
         # Look the candidates up instead of scanning (has_id conditions are in the
         # plan too). A store's keys are a subset of the points': when it is as large,
         # every candidate has a vector here.
-        with_vector = plan.keys if len(store) == len(col) else store.slot_of.keys() & plan.keys
-        slots = np.sort(np.fromiter(map(store.slot_of.__getitem__, with_vector), dtype=np.int64,
-                                    count=len(with_vector)))
-        if not plan.exact:
-            slots = filter_slots(col, store, flt, slots)
+        def lookup() -> np.ndarray:
+            with_vector = plan.keys if len(store) == len(col) else store.slot_of.keys() & plan.keys
+            found = np.sort(np.fromiter(map(store.slot_of.__getitem__, with_vector), dtype=np.int64,
+                                        count=len(with_vector)))
+            return found if plan.exact else filter_slots(col, store, flt, found)
+
+        # Mapping thousands of keys to slots dominates a selective search; the same
+        # filter on an unchanged collection (the common case: a tenant, a category)
+        # reuses the result until the next write.
+        slots = store.cached(("filter", flt.fingerprint, col.payload_revision), lookup)
     else:
         slots = filter_slots(col, store, flt, store.alive_slots())
     if exclude is not None:

@@ -85,20 +85,22 @@ class VectorStore:
 
     def alive_slots(self) -> np.ndarray:
         """Slots holding a vector, ascending."""
-        return self._cached("alive", lambda: np.flatnonzero(self.alive[: self._next]))
+        return self.cached("alive", lambda: np.flatnonzero(self.alive[: self._next]))
 
     def changed_since(self, generation: int) -> np.ndarray:
         """Alive slots put after ``generation``: the delta of an index built then."""
         def compute():
             used = self._next
             return np.flatnonzero((self.stamp[:used] > generation) & self.alive[:used])
-        return self._cached(("changed", generation), compute)
+        return self.cached(("changed", generation), compute)
 
     def changes_since(self, generation: int, removals: int) -> int:
         """Puts and removes since a snapshot: what a rebuild would catch up on."""
         return (self.generation - generation) + (self.removals - removals)
 
-    def _cached(self, what, compute) -> np.ndarray:
+    def cached(self, what, compute) -> np.ndarray:
+        """A slot array derived from the store, memoized until the next put or remove;
+        ``what`` must name everything else it depends on. Callers must not modify it."""
         key = (what, self.generation, self.removals)
         found = self._cache.get(key)
         if found is None:

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
@@ -223,10 +223,12 @@ async def rebuild(bootstrap: str, topic: str, data_dir: str, force: bool = False
 
 
 async def build_indexes(state: State, root: str) -> int:
-    """The indexes a serving node would build for this state, so it starts with them."""
-    from storage.index import IndexManager
+    """The indexes a serving node would build for this state, so it starts with them.
+    No server shares the machine during a rebuild, so Annoy builds on every core."""
+    from storage.index import SETTINGS, IndexManager
 
-    manager = IndexManager(root, state)
+    settings = replace(SETTINGS, build_threads=max(SETTINGS.build_threads, os.cpu_count() or 1))
+    manager = IndexManager(root, state, settings)
     built = 0
     try:
         for col in list(state.collections.values()):
