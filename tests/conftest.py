@@ -43,3 +43,13 @@ def servers(broker, tmp_path):
 @pytest.fixture
 def server(servers, topic):
     return servers(topic)
+
+
+@pytest.fixture(scope="module")
+def module_server(broker, tmp_path_factory):
+    """One server on its own topic for a whole test module (tests use their own collections)."""
+    topic = f"pointlog.test.{uuid.uuid4().hex[:12]}"
+    server = Server(broker.bootstrap, topic, str(tmp_path_factory.mktemp("module") / "node"), free_port())
+    server.start()
+    yield server
+    server.kill()

@@ -2,12 +2,10 @@
 same workload. Run as a subprocess so its memory is measured on its own:
 ``python -m tests.benchmarks.peer N_POINTS N_QUERIES`` prints one JSON object."""
 import json
-import os
 import sys
 import tempfile
 import time
 
-import numpy as np
 from qdrant_client import QdrantClient, models
 
 from tests.benchmarks.workload import BATCH, DIM, exact_top, payload, percentile, queries, vectors

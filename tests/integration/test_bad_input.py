@@ -8,15 +8,13 @@ query strings 400 ``Deserialize error in query parameters: ...``, config mismatc
 400 ``Wrong input: ...``, a missing collection or point 404, an existing collection 409.
 """
 import json
-import uuid
 
 import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from tests.conftest import free_port
-from tests.support import Server, end_offsets
+from tests.support import end_offsets
 
 P = "/collections/plain"  # 3-dim unnamed Dot vectors; points 1 and 2
 N = "/collections/named"  # image: 4-dim Cosine, text: 8-dim Dot; point 1
@@ -177,11 +175,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def node(broker, tmp_path_factory):
-    topic = f"pointlog.test.{uuid.uuid4().hex[:12]}"
-    data_dir = tmp_path_factory.mktemp("bad-input") / "node"
-    server = Server(broker.bootstrap, topic, str(data_dir), free_port())
-    server.start()
+def node(module_server):
+    server = module_server
     with httpx.Client(base_url=server.url, timeout=30) as http:
         ok = [
             http.put(P, json={"vectors": {"size": 3, "distance": "Dot"}}),
@@ -192,8 +187,7 @@ def node(broker, tmp_path_factory):
         ]
         assert all(r.status_code == 200 for r in ok), [r.text for r in ok]
     server.wait_caught_up()
-    yield server
-    server.kill()
+    return server
 
 
 def _send(http: httpx.Client, method: str, path: str, body) -> httpx.Response:

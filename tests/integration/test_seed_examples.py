@@ -23,8 +23,6 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
-from tests.conftest import free_port
-from tests.support import Server
 
 PAGE = Path(__file__).with_name("seed_points.md")
 
@@ -420,14 +418,9 @@ def _rest_answer(result, example: Example):
 # ---- fixtures ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def node(broker, tmp_path_factory):
+def node(module_server):
     """One server for the whole module; every test works in its own collection."""
-    topic = f"pointlog.test.{uuid.uuid4().hex[:12]}"
-    data_dir = tmp_path_factory.mktemp("seed-examples") / "node"
-    server = Server(broker.bootstrap, topic, str(data_dir), free_port())
-    server.start()
-    yield server
-    server.kill()
+    return module_server
 
 
 @pytest.fixture(scope="module")

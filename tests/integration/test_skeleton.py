@@ -1,10 +1,8 @@
 """The walking skeleton end to end: qdrant-client -> HTTP -> Kafka -> faust agent -> rocksdict."""
 import threading
 import time
-import uuid
 
 import httpx
-import pytest
 from qdrant_client import QdrantClient, models
 
 from tests.support import end_offsets
