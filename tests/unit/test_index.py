@@ -9,34 +9,11 @@ import numpy as np
 import pytest
 
 from storage import operations as ops
-from storage.apply import apply
 from storage.index import SETTINGS, IndexManager, IndexSettings, index_status
 from storage.search import SearchRequest, search
-from storage.state import State
+from tests.unit.statelog import StateLog
 
 DIM = 16
-TOPIC = "t"
-
-
-class Log:
-    """A state and the offsets an applier would give its operations."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.state = State(path)
-        self.offset = 0
-
-    def do(self, collection: str, op) -> None:
-        apply(self.state, ops.Command(collection, op), self.offset)
-        self.state.commit(TOPIC, {0: self.offset})
-        self.offset += 1
-
-    def reopen(self) -> None:
-        self.state.close()
-        self.state = State(self.path)
-
-    def col(self, name: str = "c"):
-        return self.state.collections[name]
 
 
 def clustered(rng, n: int, dim: int = DIM, clusters: int = 20) -> np.ndarray:
@@ -44,10 +21,10 @@ def clustered(rng, n: int, dim: int = DIM, clusters: int = 20) -> np.ndarray:
     return (centers[rng.integers(0, clusters, n)] + rng.standard_normal((n, dim))).astype(np.float32)
 
 
-def upsert(log: Log, ids, vectors, payloads=None, collection: str = "c") -> None:
+def upsert(log: StateLog, ids, vectors, payloads=None, collection: str = "c") -> None:
     points = [{"id": int(i), "vector": v.tolist(), "payload": (payloads[k] if payloads else {})}
               for k, (i, v) in enumerate(zip(ids, vectors))]
-    log.do(collection, ops.Upsert.from_body({"points": points}))
+    log.do(ops.Upsert.from_body({"points": points}), collection)
 
 
 def query(col, vector, limit=10, exact=False, flt=None, ef=None, **extra) -> list:
@@ -67,7 +44,7 @@ def low_threshold(monkeypatch):
 
 @pytest.fixture
 def log(tmp_path):
-    lg = Log(str(tmp_path / "state"))
+    lg = StateLog(str(tmp_path / "state"))
     yield lg
     lg.state.close()
 
@@ -80,8 +57,8 @@ def manager(log, tmp_path):
     mgr.close()
 
 
-def create(log: Log, distance: str = "Cosine", name: str = "c") -> None:
-    log.do(name, ops.CreateCollection.from_body({"vectors": {"size": DIM, "distance": distance}}))
+def create(log: StateLog, distance: str = "Cosine", name: str = "c") -> None:
+    log.do(ops.CreateCollection.from_body({"vectors": {"size": DIM, "distance": distance}}), name)
 
 
 @pytest.mark.parametrize("distance", ["Cosine", "Dot", "Euclid", "Manhattan"])
@@ -121,7 +98,7 @@ async def test_delta_is_exact_and_deleted_or_moved_points_never_come_back(log, m
     for i, v in enumerate(fresh):
         assert query(col, v, limit=1)[0][0] == 5000 + i
     # Deleted points are gone even though Annoy still holds them.
-    log.do("c", ops.DeletePoints.from_body({"points": list(range(100))}))
+    log.do(ops.DeletePoints.from_body({"points": list(range(100))}), "c")
     for i in range(100):
         assert i not in {pid for pid, _ in query(col, vectors[i], limit=5)}
     # A freed slot reused by another point does not resurrect the old one.
@@ -162,7 +139,7 @@ async def test_restart_loads_the_index_and_restores_the_delta_from_versions(log,
     moved = clustered(rng, 20)
     upsert(log, range(20), moved)
     upsert(log, range(9000, 9010), clustered(rng, 10))
-    log.do("c", ops.DeletePoints.from_body({"points": list(range(100, 120))}))
+    log.do(ops.DeletePoints.from_body({"points": list(range(100, 120))}), "c")
     manager.close()
     log.reopen()
     again = IndexManager(manager.root, log.state, manager.settings)
@@ -243,7 +220,7 @@ async def test_dropped_collection_loses_its_files_and_a_recreated_one_starts_ove
     await manager.maintain()
     old_dir = os.path.join(manager.root, f"c{log.col().cid}")
     assert os.path.isdir(old_dir)
-    log.do("c", ops.DeleteCollection())
+    log.do(ops.DeleteCollection(), "c")
     create(log)
     upsert(log, range(150), clustered(rng, 150))
     assert await manager.maintain() == 1
@@ -253,11 +230,11 @@ async def test_dropped_collection_loses_its_files_and_a_recreated_one_starts_ove
 
 async def test_named_vectors_get_one_index_each(log, manager, low_threshold):
     rng = np.random.default_rng(9)
-    log.do("c", ops.CreateCollection.from_body({"vectors": {"a": {"size": DIM, "distance": "Dot"},
-                                                            "b": {"size": 4, "distance": "Manhattan"}}}))
+    log.do(ops.CreateCollection.from_body({"vectors": {"a": {"size": DIM, "distance": "Dot"},
+                                                            "b": {"size": 4, "distance": "Manhattan"}}}), "c")
     a, b = clustered(rng, 300), clustered(rng, 300, dim=4)
-    log.do("c", ops.Upsert.from_body({"points": [
-        {"id": i, "vector": {"a": a[i].tolist(), **({"b": b[i].tolist()} if i % 2 else {})}} for i in range(300)]}))
+    log.do(ops.Upsert.from_body({"points": [
+        {"id": i, "vector": {"a": a[i].tolist(), **({"b": b[i].tolist()} if i % 2 else {})}} for i in range(300)]}), "c")
     assert await manager.maintain() == 2
     col = log.col()
     assert index_status(col) == (450, False)

@@ -11,42 +11,18 @@ import pytest
 
 from storage import operations as ops
 from storage import payload_index
-from storage.apply import apply
 from storage.errors import QdrantError
 from storage.filters import compile_filter
 from storage.ids import encode_id
 from storage.paths import parse_path
 from storage.payload_index import FieldIndex
-from storage.state import State
+from tests.unit.statelog import StateLog
 
-TOPIC = "t"
-
-
-class Log:
-    def __init__(self, path: str):
-        self.path = path
-        self.state = State(path)
-        self.offset = 0
-
-    def do(self, op, collection: str = "c") -> None:
-        try:
-            apply(self.state, ops.Command(collection, op), self.offset)
-        finally:  # a failing op keeps what it did before the error, as the applier does
-            self.state.commit(TOPIC, {0: self.offset})
-            self.offset += 1
-
-    def reopen(self) -> None:
-        self.state.close()
-        self.state = State(self.path)
-
-    @property
-    def col(self):
-        return self.state.collections["c"]
 
 
 @pytest.fixture
 def log(tmp_path):
-    lg = Log(str(tmp_path / "state"))
+    lg = StateLog(str(tmp_path / "state"))
     lg.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
     yield lg
     lg.state.close()
@@ -80,7 +56,7 @@ def ids(*numbers) -> set:
     return {encode_id(n) for n in numbers}
 
 
-def upsert(log: Log, points: dict) -> None:
+def upsert(log: StateLog, points: dict) -> None:
     log.do(ops.Upsert.from_body({"points": [{"id": i, "vector": [1.0, 0.0], "payload": p}
                                             for i, p in points.items()]}))
 
@@ -99,7 +75,7 @@ def test_terms_are_type_strict_and_follow_the_path_semantics():
 
 def test_upsert_overwrite_and_delete_points(log):
     upsert(log, {1: {"color": "red"}, 2: {"color": ["red", "blue"]}, 3: {"color": 7}})
-    col = log.col
+    col = log.col()
     assert keys_with(col, "color", "red") == ids(1, 2)
     assert keys_with(col, "color", 7) == ids(3)
     assert col.payload_index.paths() == [("color",)]
@@ -118,7 +94,7 @@ def test_upsert_overwrite_and_delete_points(log):
 
 def test_payload_updates_by_id_and_by_filter(log):
     upsert(log, {i: {"n": i % 3, "tag": "a", "obj": {"k": "x"}} for i in range(9)})
-    col = log.col
+    col = log.col()
     for path, value in (("n", 0), ("tag", "a"), ("obj.k", "x")):
         keys_with(col, path, value)  # index these paths before the writes
     by_filter = {"must": [{"key": "n", "match": {"value": 0}}]}
@@ -142,7 +118,7 @@ def test_payload_updates_by_id_and_by_filter(log):
 
 def test_equal_but_differently_typed_values_are_reindexed(log):
     upsert(log, {1: {"k": True, "n": [1]}})
-    col = log.col
+    col = log.col()
     assert keys_with(col, "k", True) == ids(1) and keys_with(col, "n", 1) == ids(1)
     log.do(ops.OverwritePayload.from_body({"payload": {"k": 1, "n": [True]}, "points": [1]}))  # == but not same
     assert keys_with(col, "k", True) == set() and keys_with(col, "k", 1) == ids(1)
@@ -154,7 +130,7 @@ def test_equal_but_differently_typed_values_are_reindexed(log):
 
 def test_changes_before_a_failing_operation_are_indexed(log):
     upsert(log, {1: {"k": "a"}, 2: {"k": "a"}})
-    col = log.col
+    col = log.col()
     keys_with(col, "k", "a")
     with pytest.raises(QdrantError):  # point 3 is missing: 1 and 2 are updated, then 404
         log.do(ops.SetPayload.from_body({"payload": {"k": "b"}, "points": [1, 3, 2]}))
@@ -170,19 +146,19 @@ def test_changes_before_a_failing_operation_are_indexed(log):
 
 def test_collection_delete_and_recreate_starts_empty(log):
     upsert(log, {1: {"k": "a"}})
-    assert keys_with(log.col, "k", "a") == ids(1)
+    assert keys_with(log.col(), "k", "a") == ids(1)
     log.do(ops.DeleteCollection())
     log.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
-    assert log.col.payload_index.paths() == []
-    assert keys_with(log.col, "k", "a") == set()
+    assert log.col().payload_index.paths() == []
+    assert keys_with(log.col(), "k", "a") == set()
     upsert(log, {2: {"k": "a"}})
-    assert keys_with(log.col, "k", "a") == ids(2)
+    assert keys_with(log.col(), "k", "a") == ids(2)
 
 
 def test_one_point_postings_are_plain_keys(log):
     """A value held by one point costs no set; it becomes one at two and back at one."""
     upsert(log, {1: {"k": "a"}})
-    index = log.col.payload_index.field(("k",))
+    index = log.col().payload_index.field(("k",))
     assert index.postings == {(str, "a"): encode_id(1)}
     upsert(log, {2: {"k": "a"}})
     assert index.postings == {(str, "a"): ids(1, 2)}
@@ -195,7 +171,7 @@ def test_one_point_postings_are_plain_keys(log):
 def test_least_recently_used_paths_are_evicted(log, monkeypatch):
     monkeypatch.setattr(payload_index, "MAX_PATHS", 2)
     upsert(log, {1: {"a": 1, "b": 1, "c": 1}})
-    col = log.col
+    col = log.col()
     for path in ("a", "b", "a", "c"):
         assert keys_with(col, path, 1) == ids(1)
     assert col.payload_index.paths() == [("a",), ("c",)]
@@ -266,7 +242,7 @@ def _random_op(rng: random.Random):
         {"delete": _random_selector(rng)}]})
 
 
-def _run_random_log(log: Log, seed: int, steps: int, check_every_step: bool) -> None:
+def _run_random_log(log: StateLog, seed: int, steps: int, check_every_step: bool) -> None:
     rng = random.Random(seed)
     for _ in range(steps):
         try:
@@ -274,13 +250,13 @@ def _run_random_log(log: Log, seed: int, steps: int, check_every_step: bool) -> 
         except QdrantError:
             pass  # a missing id: what ran before stays, and the index must follow it
         if check_every_step:
-            assert_consistent(log.col)
+            assert_consistent(log.col())
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_random_writes_keep_the_index_equal_to_a_rebuild(log, seed):
     _run_random_log(log, seed, 150, check_every_step=True)
-    assert set(log.col.payload_index.paths()) == {parse_path(p) for p in PATHS}
+    assert set(log.col().payload_index.paths()) == {parse_path(p) for p in PATHS}
 
 
 def test_index_is_deterministic_across_replays_and_restarts(tmp_path):
@@ -288,12 +264,12 @@ def test_index_is_deterministic_across_replays_and_restarts(tmp_path):
     reloads from RocksDB and rebuilds its indexes on demand), index the same."""
     replicas = []
     for name, restart in (("one", False), ("two", True)):
-        lg = Log(str(tmp_path / name))
+        lg = StateLog(str(tmp_path / name))
         lg.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
         _run_random_log(lg, 99, 100, check_every_step=False)
         if restart:
             lg.reopen()
-            assert lg.col.payload_index.paths() == []
+            assert lg.col().payload_index.paths() == []
         rng = random.Random(100)
         for _ in range(60):
             try:
@@ -301,7 +277,7 @@ def test_index_is_deterministic_across_replays_and_restarts(tmp_path):
             except QdrantError:
                 pass
         replicas.append(lg)
-    one, two = (lg.col for lg in replicas)
+    one, two = (lg.col() for lg in replicas)
     for path in PATHS:
         assert contents(one.payload_index.field(parse_path(path))) == \
             contents(two.payload_index.field(parse_path(path))), path
