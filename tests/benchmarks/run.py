@@ -273,7 +273,7 @@ def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
     table = "".join(f"| {label} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | "
                     f"{'' if r is None else f'{r:.2f}x'} |\n" for label, a, b, r in rows)
     if not args.quick and not args.isotropic:
-        path = os.path.join(HERE, "RESULTS.md")
+        path = os.path.join(HERE, "RESULTS-large.md" if args.large else "RESULTS.md")
         notes = ""
         if os.path.exists(path):
             text = open(path).read()
