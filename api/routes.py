@@ -18,6 +18,7 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, QdrantError, Unprocessable
 from storage.ids import encode_id, parse_id
 from storage.index import index_status
+from storage.paths import compile_getter, parse_path
 from storage.search import SearchRequest, search
 from streams.node import Node
 
@@ -116,8 +117,18 @@ def collection_info(col: Collection) -> dict:
             "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
             "quantization_config": None,
         },
-        "payload_schema": {},
+        "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
     }
+
+
+def _field_info(col: Collection, field: str, schema) -> dict:
+    """PayloadIndexInfo: the declared type and how many points hold a value there."""
+    getter = compile_getter(parse_path(field))
+    info = {"data_type": schema["type"] if isinstance(schema, dict) else schema,
+            "points": sum(1 for p in col.points.values() if any(v is not None for v in getter(p.payload)))}
+    if isinstance(schema, dict) and len(schema) > 1:
+        info["params"] = schema
+    return info
 
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
@@ -190,6 +201,16 @@ async def batch_update(request: Request, node: Node):
     col, op, wait, timeout = await _parse_write(request, node, ops.Batch)
     result = await node.submit(ops.Command(col.name, op), wait, timeout)
     return [result for _ in op.operations]
+
+
+@handler
+async def delete_field_index(request: Request, node: Node):
+    wait = bool_param(request, "wait")
+    timeout = timeout_param(request)
+    ordering_param(request)
+    col = _collection(request, node)
+    op = ops.DeleteFieldIndex.from_body({"field_name": request.path_params["field_name"]})
+    return await node.submit(ops.Command(col.name, op), wait, timeout)
 
 
 # ---- point reads ---------------------------------------------------------------
@@ -304,6 +325,8 @@ ROUTES = [
     Route(_C, get_collection, methods=["GET"]),
     Route(_C, create_collection, methods=["PUT"]),
     Route(_C, delete_collection, methods=["DELETE"]),
+    Route(_C + "/index", write_handler(ops.CreateFieldIndex), methods=["PUT"]),
+    Route(_C + "/index/{field_name}", delete_field_index, methods=["DELETE"]),
     Route(_C + "/points", write_handler(ops.Upsert), methods=["PUT"]),
     Route(_C + "/points", retrieve_points, methods=["POST"]),
     Route(_C + "/points/batch", batch_update, methods=["POST"]),

@@ -28,6 +28,9 @@ def apply(state: State, command: ops.Command, offset: int) -> None:
     if isinstance(op, ops.DeleteCollection):
         state.drop_collection(col)
         return
+    if isinstance(op, (ops.CreateFieldIndex, ops.DeleteFieldIndex)):
+        _declare_field_index(state, col, op)
+        return
     # Validated again here because producers may write to the log directly.
     op.validate_against(col.config)
     _APPLY[type(op)](state, col, op, offset)
@@ -45,6 +48,14 @@ def _create_collection(state: State, name: str, op: ops.CreateCollection, offset
     if name in state.collections:
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
     state.put_collection(Collection(state.allocate_cid(), name, op.config, offset))
+
+
+def _declare_field_index(state: State, col: Collection, op) -> None:
+    if isinstance(op, ops.CreateFieldIndex):
+        col.payload_schema[op.field_name] = op.field_schema
+    else:
+        col.payload_schema.pop(op.field_name, None)
+    state.put_collection(col)
 
 
 def _selected_keys(col: Collection, selector: ops.PointsSelector) -> list:

@@ -35,6 +35,7 @@ class Collection:
         self.order = SortedList()  # keys in Qdrant scroll order
         self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()}
         self.payload_index = PayloadIndex(self.points)
+        self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema
         self.payload_revision = 0  # bumped by every payload change, for caches derived from payloads
 
     def __len__(self) -> int:

@@ -17,6 +17,7 @@ from storage.config import DEFAULT_VECTOR, CollectionConfig
 from storage.errors import BadRequest, Unprocessable
 from storage.filters import compile_filter
 from storage.ids import PointId, parse_id
+from storage.paths import parse_path
 
 
 def _require_dict(value, where: str) -> dict:
@@ -183,6 +184,59 @@ class DeleteCollection(Operation):
 
     def to_wire(self, binary: bool = False) -> dict:
         return {"op": self.kind}
+
+
+# Qdrant's payload field types. pointlog indexes match conditions by itself
+# (storage/payload_index.py); a declared index is recorded and reported as the
+# collection's payload_schema, so clients that declare indexes keep working.
+FIELD_TYPES = ("keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid")
+
+
+@dataclass
+class CreateFieldIndex(Operation):
+    field_name: str
+    field_schema: str | dict
+    kind = "create_field_index"
+    writes_points = False
+
+    @staticmethod
+    def from_body(body) -> "CreateFieldIndex":
+        body = _require_dict(body, "request body")
+        name = body.get("field_name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest("Format error in JSON body: missing field `field_name`")
+        parse_path(name)  # a key path, as in filters
+        schema = body.get("field_schema")
+        kind = schema.get("type") if isinstance(schema, dict) else schema
+        if kind not in FIELD_TYPES:
+            raise BadRequest(f"Format error in JSON body: field_schema: unknown variant `{kind}`, "
+                             f"expected one of {', '.join(f'`{t}`' for t in FIELD_TYPES)}")
+        return CreateFieldIndex(name, schema)
+
+    @property
+    def data_type(self) -> str:
+        return self.field_schema["type"] if isinstance(self.field_schema, dict) else self.field_schema
+
+    def to_wire(self, binary: bool = False) -> dict:
+        return {"op": self.kind, "field_name": self.field_name, "field_schema": self.field_schema}
+
+
+@dataclass
+class DeleteFieldIndex(Operation):
+    field_name: str
+    kind = "delete_field_index"
+    writes_points = False
+
+    @staticmethod
+    def from_body(body) -> "DeleteFieldIndex":
+        body = _require_dict(body, "request body")
+        name = body.get("field_name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest("Format error in JSON body: missing field `field_name`")
+        return DeleteFieldIndex(name)
+
+    def to_wire(self, binary: bool = False) -> dict:
+        return {"op": self.kind, "field_name": self.field_name}
 
 
 def _wire_vectors(vectors: dict, binary: bool):
@@ -501,7 +555,8 @@ class Batch(Operation):
             op.validate_against(config)
 
 
-KINDS = {cls.kind: cls for cls in (CreateCollection, DeleteCollection, Batch, *BATCHABLE.values())}
+KINDS = {cls.kind: cls for cls in (CreateCollection, DeleteCollection, CreateFieldIndex, DeleteFieldIndex,
+                                    Batch, *BATCHABLE.values())}
 KINDS["delete_points"] = DeletePoints
 
 

@@ -89,6 +89,7 @@ class State:
             entry = msgpack.unpackb(value)
             col = Collection(entry["cid"], entry["name"], CollectionConfig.from_body(entry["config"]),
                              entry["offset"])
+            col.payload_schema = entry.get("payload_schema", {})
             self.collections[col.name] = col
             by_cid[col.cid] = col
         for key, value in self.points_cf.items():
@@ -120,7 +121,8 @@ class State:
         return cid
 
     def put_collection(self, col: Collection) -> None:
-        entry = {"cid": col.cid, "name": col.name, "config": col.config.to_json(), "offset": col.created_offset}
+        entry = {"cid": col.cid, "name": col.name, "config": col.config.to_json(), "offset": col.created_offset,
+                 "payload_schema": col.payload_schema}
         self._batch.put(b"collection/" + col.name.encode(), msgpack.packb(entry), self._meta_h)
         self.collections[col.name] = col
         self._dirty = True

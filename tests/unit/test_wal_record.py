@@ -16,6 +16,8 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "streams", "re
 BODIES = {
     "create_collection": {"vectors": {"size": 3, "distance": "Cosine"}, "hnsw_config": {"m": 8}},
     "delete_collection": {},
+    "create_field_index": {"field_name": "meta.color", "field_schema": "keyword"},
+    "delete_field_index": {"field_name": "meta.color"},
     "upsert": {"points": [{"id": 1, "vector": [1.0, 2.0, 3.0], "payload": {"a": [1, {"b": None}]}},
                           {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0.0, 0.5, 1.0]}]},
     "update_vectors": {"points": [{"id": 1, "vector": [3.0, 2.0, 1.0]}]},
