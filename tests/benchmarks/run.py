@@ -266,7 +266,7 @@ def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
     mode += ", isotropic data" if args.isotropic else ""
     header = (f"# Benchmark results\n\n{datetime.date.today()} on {platform.node()} "
               f"({os.cpu_count()} cores, Python {platform.python_version()}), mode {mode}: "
-              f"{n} points ingested, {n_search} searched, {DIM}-d float32, Cosine.\n"
+              f"{n_search} points ingested and searched ({n // 5 + n // 2} more for the wait=true and producer lines), peer at {n} points, {DIM}-d float32, Cosine.\n"
               "Peer: qdrant-client local mode (on-disk for ingest/latency/replay, in-memory for search).\n"
               "Ratio > 1 means pointlog is ahead.\n\n"
               "| line | pointlog | peer | ratio |\n|---|---:|---:|---:|\n")
