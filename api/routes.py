@@ -124,7 +124,7 @@ def collection_info(col: Collection) -> dict:
 def _field_info(col: Collection, field: str, schema) -> dict:
     """PayloadIndexInfo: the declared type and how many points hold a value there."""
     getter = compile_getter(parse_path(field))
-    info = {"data_type": schema["type"] if isinstance(schema, dict) else schema,
+    info = {"data_type": ops.field_type(schema),
             "points": sum(1 for p in col.points.values() if any(v is not None for v in getter(p.payload)))}
     if isinstance(schema, dict) and len(schema) > 1:
         info["params"] = schema
@@ -175,10 +175,10 @@ async def _submit_checked(request: Request, node: Node, command: ops.Command, fo
 
 # ---- point writes --------------------------------------------------------------
 
-async def _parse_write(request: Request, node: Node, op_class):
+async def _parse_write(request: Request, node: Node, op_class, body=None):
     """Checks in Qdrant's order: the body, the query string, the collection, then
     what needs the collection's config. Nothing is published unless all pass."""
-    op = op_class.from_body(await json_body(request))
+    op = op_class.from_body(await json_body(request) if body is None else body)
     wait = bool_param(request, "wait")
     timeout = timeout_param(request)
     ordering_param(request)
@@ -205,11 +205,8 @@ async def batch_update(request: Request, node: Node):
 
 @handler
 async def delete_field_index(request: Request, node: Node):
-    wait = bool_param(request, "wait")
-    timeout = timeout_param(request)
-    ordering_param(request)
-    col = _collection(request, node)
-    op = ops.DeleteFieldIndex.from_body({"field_name": request.path_params["field_name"]})
+    body = {"field_name": request.path_params["field_name"]}  # the path is the whole request
+    col, op, wait, timeout = await _parse_write(request, node, ops.DeleteFieldIndex, body)
     return await node.submit(ops.Command(col.name, op), wait, timeout)
 
 

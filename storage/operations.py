@@ -192,6 +192,18 @@ class DeleteCollection(Operation):
 FIELD_TYPES = ("keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid")
 
 
+def field_type(schema) -> str | None:
+    """A field_schema is a type name or an object of index params with a ``type``."""
+    return schema.get("type") if isinstance(schema, dict) else schema
+
+
+def _field_name(body: dict) -> str:
+    name = body.get("field_name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("Format error in JSON body: missing field `field_name`")
+    return name
+
+
 @dataclass
 class CreateFieldIndex(Operation):
     field_name: str
@@ -202,20 +214,14 @@ class CreateFieldIndex(Operation):
     @staticmethod
     def from_body(body) -> "CreateFieldIndex":
         body = _require_dict(body, "request body")
-        name = body.get("field_name")
-        if not isinstance(name, str) or not name:
-            raise BadRequest("Format error in JSON body: missing field `field_name`")
+        name = _field_name(body)
         parse_path(name)  # a key path, as in filters
         schema = body.get("field_schema")
-        kind = schema.get("type") if isinstance(schema, dict) else schema
+        kind = field_type(schema)
         if kind not in FIELD_TYPES:
             raise BadRequest(f"Format error in JSON body: field_schema: unknown variant `{kind}`, "
                              f"expected one of {', '.join(f'`{t}`' for t in FIELD_TYPES)}")
         return CreateFieldIndex(name, schema)
-
-    @property
-    def data_type(self) -> str:
-        return self.field_schema["type"] if isinstance(self.field_schema, dict) else self.field_schema
 
     def to_wire(self, binary: bool = False) -> dict:
         return {"op": self.kind, "field_name": self.field_name, "field_schema": self.field_schema}
@@ -229,11 +235,7 @@ class DeleteFieldIndex(Operation):
 
     @staticmethod
     def from_body(body) -> "DeleteFieldIndex":
-        body = _require_dict(body, "request body")
-        name = body.get("field_name")
-        if not isinstance(name, str) or not name:
-            raise BadRequest("Format error in JSON body: missing field `field_name`")
-        return DeleteFieldIndex(name)
+        return DeleteFieldIndex(_field_name(_require_dict(body, "request body")))
 
     def to_wire(self, binary: bool = False) -> dict:
         return {"op": self.kind, "field_name": self.field_name}
