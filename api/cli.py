@@ -13,77 +13,28 @@ import asyncio
 import datetime as dt
 import os
 import sys
-import time
 
-from streams.node import Settings
+from tqdm import tqdm
 
-
-def _settings(args) -> Settings:
-    return Settings(bootstrap=args.bootstrap, topic=args.topic, data_dir=args.data_dir,
-                    host=getattr(args, "host", "127.0.0.1"), port=getattr(args, "port", 6333),
-                    group=getattr(args, "group", "") or "",
-                    checkpoint_interval=getattr(args, "checkpoint_every", 0.0) or 0.0,
-                    checkpoint_keep=getattr(args, "checkpoint_keep", 2))
+from streams.settings import DATA, INDEX, LOG, NODE, Settings, add_flags, from_args
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _bar(label: str, unit: str = "records") -> tqdm:
+    """Progress on stderr; redrawn in place on a terminal, every few seconds in logs."""
+    return tqdm(desc=label, unit=" " + unit, total=0, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.1 if sys.stderr.isatty() else 2.0)
 
 
-def _log_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", default=_env("POINTLOG_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                   help="Kafka bootstrap servers (env POINTLOG_KAFKA_BOOTSTRAP)")
-    p.add_argument("--topic", default=_env("POINTLOG_TOPIC", "pointlog.ops"),
-                   help="WAL topic (env POINTLOG_TOPIC)")
+def _follow(bar: tqdm, done: int, total: int, **postfix) -> None:
+    if bar.total != total:
+        bar.total = total
+    bar.update(done - bar.n)
+    if postfix:
+        bar.set_postfix(postfix, refresh=False)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    _log_args(p)
-    _data_dir(p)
-
-
-def _data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=_env("POINTLOG_DATA_DIR", "./data"),
-                   help="node data directory (env POINTLOG_DATA_DIR)")
-
-
-class ProgressBar:
-    """A progress line on stderr: redrawn in place on a terminal, a line every few
-    seconds otherwise (logs)."""
-
-    def __init__(self, label: str, unit: str = "records", stream=sys.stderr):
-        self.label, self.unit, self.stream = label, unit, stream
-        self.tty = stream.isatty()
-        self.began = time.perf_counter()
-        self._last = 0.0
-        self._shown = None  # (done, total) last drawn
-
-    def update(self, done: int, total: int, extra: str = "", force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self._last < (0.1 if self.tty else 2.0) and done < total:
-            return
-        if self._shown == (done, total):
-            return
-        self._last, self._shown = now, (done, total)
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * 30)
-        rate = done / (now - self.began) if now > self.began else 0.0
-        line = (f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {done}/{total} {self.unit} "
-                f"{rate:,.0f}/s{'  ' + extra if extra else ''}")
-        if self.tty:
-            self.stream.write("\r" + line + "\x1b[K")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _replay_progress(bar: ProgressBar):
-    return lambda done, total, stats: bar.update(done, total, f"{stats.points} points")
+def _replay_progress(bar: tqdm):
+    return lambda done, total, stats: _follow(bar, done, total, points=stats.points)
 
 
 def _fail(message: str) -> int:
@@ -93,71 +44,71 @@ def _fail(message: str) -> int:
 
 # ---- commands --------------------------------------------------------------------------
 
-def cmd_serve(args) -> int:
+def cmd_serve(settings: Settings, args) -> int:
     from api.server import serve
-    serve(_settings(args), loglevel=args.loglevel)
+    serve(settings)
     return 0
 
 
-def cmd_digest(args) -> int:
+def cmd_digest(settings: Settings, args) -> int:
     from storage.digest import digest_dir
-    state_dir = os.path.join(args.data_dir, "state")
+    state_dir = settings.state_dir
     if not os.path.isdir(state_dir):
-        return _fail(f"no state in {args.data_dir}")
+        return _fail(f"no state in {settings.data_dir}")
     # Read-only: cheap, and safe beside a running node (it sees its last commit).
     for name, value in digest_dir(state_dir).items():
         print(f"{name}\t{value}")
     return 0
 
 
-def cmd_produce(args) -> int:
+def cmd_produce(settings: Settings, args) -> int:
     from storage.errors import QdrantError
     from streams.produce import ProduceError, produce_file
     from streams.topics import ensure_topics
 
-    bar = ProgressBar("produce", "operations")
+    bar = _bar("produce", "operations")
     try:
-        asyncio.run(ensure_topics(args.bootstrap, args.topic))
-        report = asyncio.run(produce_file(args.file, args.bootstrap, args.topic,
-                                          progress=lambda n, total: bar.update(n, total)))
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
+        report = asyncio.run(produce_file(args.file, settings.kafka_bootstrap, settings.topic,
+                                          progress=lambda n, total: _follow(bar, n, total)))
     except ProduceError as exc:
         bar.close()
         return _fail(f"{exc.message}; {len(exc.acknowledged)} operations before it were acknowledged")
     except (QdrantError, OSError) as exc:
         bar.close()
         return _fail(getattr(exc, "message", str(exc)))
-    bar.update(report.operations, report.operations, force=True)
+    _follow(bar, report.operations, report.operations)
     bar.close()
     secs = max(report.seconds, 1e-9)
     where = f"; offsets {report.first[1]}..{report.last[1]}" if report.first else ""
-    print(f"produced {report.operations} operations ({report.points} points) to {args.topic} in "
+    print(f"produced {report.operations} operations ({report.points} points) to {settings.topic} in "
           f"{report.seconds:.2f}s: {report.operations / secs:,.0f} ops/s, {report.points / secs:,.0f} points/s{where}",
           file=sys.stderr)
     return 0
 
 
-def cmd_rebuild(args) -> int:
+def cmd_rebuild(settings: Settings, args) -> int:
     from streams.replay import LogError, rebuild
 
-    bar = ProgressBar("rebuild")
+    bar = _bar("rebuild")
     try:
-        report = asyncio.run(rebuild(args.bootstrap, args.topic, args.data_dir, force=args.force,
-                                     progress=_replay_progress(bar), indexes=not args.no_indexes))
+        report = asyncio.run(rebuild(settings, force=args.force, progress=_replay_progress(bar),
+                                     indexes=not args.no_indexes))
     except (FileExistsError, LogError, RuntimeError) as exc:
         bar.close()
         return _fail(str(exc))
     s = report.stats
     total = sum(end - start for start, end in s.offsets.values())
-    bar.update(total, total, f"{s.points} points", force=True)
+    _follow(bar, total, total, points=s.points)
     bar.close()
-    print(f"rebuilt {report.data_dir} from {args.topic}: {s.applied} records ({s.dead} dead letters), "
+    print(f"rebuilt {report.data_dir} from {settings.topic}: {s.applied} records ({s.dead} dead letters), "
           f"{s.points} points in {s.seconds:.2f}s: {s.points_per_second:,.0f} points/s, "
           f"{s.applied / max(s.seconds, 1e-9):,.0f} records/s", file=sys.stderr)
     for name, count in report.collections.items():
         print(f"  {name}: {count} points", file=sys.stderr)
     if report.indexes:
         print(f"built {report.indexes} vector indexes in {report.index_seconds:.2f}s", file=sys.stderr)
-    print(f"start it with: pointlog serve --data-dir {report.data_dir} --topic {args.topic}", file=sys.stderr)
+    print(f"start it with: pointlog serve --data-dir {report.data_dir} --topic {settings.topic}", file=sys.stderr)
     return 0
 
 
@@ -169,7 +120,7 @@ def parse_time(text: str) -> int:
     return int(when.timestamp() * 1000)
 
 
-def cmd_restore(args) -> int:
+def cmd_restore(settings: Settings, args) -> int:
     from streams.replay import LogError, restore
 
     until_time = None
@@ -178,9 +129,9 @@ def cmd_restore(args) -> int:
             until_time = parse_time(args.until_time)
         except ValueError as exc:
             return _fail(f"--until-time: {exc}")
-    bar = ProgressBar("restore")
+    bar = _bar("restore")
     try:
-        report = asyncio.run(restore(args.bootstrap, args.topic, args.collection, args.new,
+        report = asyncio.run(restore(settings.kafka_bootstrap, settings.topic, args.collection, args.new,
                                      until_offset=args.until_offset, until_time_ms=until_time,
                                      chunk=args.chunk, progress=_replay_progress(bar)))
     except (FileExistsError, LookupError, ValueError, LogError) as exc:
@@ -190,11 +141,11 @@ def cmd_restore(args) -> int:
     bound = ", ".join(f"partition {p} before offset {o}" if o is not None else f"partition {p} to its end"
                       for p, o in sorted(report.bound.items()))
     print(f"restored {report.points} points of `{report.collection}` ({bound}) as `{report.new}`: "
-          f"operations {report.published[0]}..{report.published[1]} in {args.topic}", file=sys.stderr)
+          f"operations {report.published[0]}..{report.published[1]} in {settings.topic}", file=sys.stderr)
     return 0
 
 
-def cmd_checkpoint(args) -> int:
+def cmd_checkpoint(settings: Settings, args) -> int:
     if args.url:
         return _checkpoint_remote(args.url, args.to)
     from storage.state import State
@@ -203,17 +154,17 @@ def cmd_checkpoint(args) -> int:
 
     if not args.to:
         return _fail("--to DIR is required for a stopped node")
-    state_dir = os.path.join(args.data_dir, "state")
+    state_dir = settings.state_dir
     if not os.path.isdir(state_dir):
-        return _fail(f"no state in {args.data_dir}")
+        return _fail(f"no state in {settings.data_dir}")
     if state_in_use(state_dir):
-        return _fail(f"a running node holds {args.data_dir}: use --url http://HOST:PORT "
+        return _fail(f"a running node holds {settings.data_dir}: use --url http://HOST:PORT "
                      "(the node checkpoints itself, POST /pointlog/checkpoint)")
     state = State(state_dir)
     try:
         # The applied offsets name their partitions; none is ever far above the count.
-        partitions = [p for p in range(4096) if state.applied_offset(args.topic, p) >= 0]
-        info = checkpoint.create(state, args.data_dir, args.to, args.topic, partitions)
+        partitions = [p for p in range(4096) if state.applied_offset(settings.topic, p) >= 0]
+        info = checkpoint.create(state, settings.data_dir, args.to, settings.topic, partitions)
     except FileExistsError as exc:
         return _fail(str(exc))
     finally:
@@ -247,19 +198,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the applier and the Qdrant REST API")
-    _common(p)
-    p.add_argument("--host", default=_env("POINTLOG_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(_env("POINTLOG_PORT", "6333")))
-    p.add_argument("--group", default=_env("POINTLOG_GROUP", ""),
-                   help="consumer group id (default: derived from the data dir and topic)")
-    p.add_argument("--checkpoint-every", type=float, default=float(_env("POINTLOG_CHECKPOINT_EVERY", "0")),
-                   metavar="SECONDS", help="take a checkpoint under DATA_DIR/checkpoints this often (0: off)")
-    p.add_argument("--checkpoint-keep", type=int, default=2, help="automatic checkpoints kept")
-    p.add_argument("--loglevel", default=_env("POINTLOG_LOGLEVEL", "warning"))
+    add_flags(p, NODE)
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("digest", help="print a deterministic digest of the state per collection")
-    _data_dir(p)
+    add_flags(p, DATA)
     p.set_defaults(fn=cmd_digest)
 
     p = sub.add_parser("produce", help="publish the operations of a JSON Lines file to the log",
@@ -267,19 +210,19 @@ def main(argv=None) -> int:
                                    '{"collection": "items", "op": "upsert", "points": [...]} '
                                    "(streams/record.schema.json). Every line is validated "
                                    "before anything is published.")
-    _log_args(p)
+    add_flags(p, LOG + ("partitions",))
     p.add_argument("file", help="JSON Lines file, one operation per line")
     p.set_defaults(fn=cmd_produce)
 
     p = sub.add_parser("rebuild", help="build a fresh data dir from offset 0 to the end of the log")
-    _common(p)
+    add_flags(p, LOG + DATA + INDEX)
     p.add_argument("--force", action="store_true", help="replace a non-empty data dir (node stopped)")
     p.add_argument("--no-indexes", action="store_true",
                    help="skip building vector indexes (the node builds them in the background)")
     p.set_defaults(fn=cmd_rebuild)
 
     p = sub.add_parser("restore", help="write a collection as it was back through the log as a new one")
-    _log_args(p)
+    add_flags(p, LOG)
     p.add_argument("collection")
     p.add_argument("--as", dest="new", required=True, help="name of the new collection")
     bound = p.add_mutually_exclusive_group(required=True)
@@ -291,13 +234,17 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_restore)
 
     p = sub.add_parser("checkpoint", help="checkpoint a node's data dir (state, indexes, offsets)")
-    _common(p)
+    add_flags(p, LOG + DATA)
     p.add_argument("--to", metavar="DIR2", help="where to write it (a new directory)")
     p.add_argument("--url", help="checkpoint a running node through its API instead")
     p.set_defaults(fn=cmd_checkpoint)
 
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        settings = from_args(args)
+    except ValueError as exc:  # pydantic's ValidationError names the setting and the rule
+        return _fail(str(exc))
+    return args.fn(settings, args)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, QdrantError, Unprocessable
 from storage.ids import encode_id, parse_id
-from storage.index import index_status
+from storage.vectors.annoy_index import index_status
 from storage.paths import compile_getter, parse_path
-from storage.search import SearchRequest, search
+from storage.vectors.search import SearchRequest, search
 from streams.node import Node
 
 VERSION = "1.20.0"
@@ -276,27 +276,27 @@ def _searches(body: dict) -> list:
 @handler
 async def query_points(request: Request, node: Node):
     req = _query(await _read_body(request))
-    return {"points": search(_collection(request, node), req)}
+    return {"points": search(_collection(request, node), req, node.settings.index)}
 
 
 @handler
 async def query_batch(request: Request, node: Node):
     reqs = [_query(s) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    return [{"points": search(col, req)} for req in reqs]
+    return [{"points": search(col, req, node.settings.index)} for req in reqs]
 
 
 @handler
 async def search_points(request: Request, node: Node):
     req = SearchRequest.from_search(await _read_body(request))
-    return search(_collection(request, node), req)
+    return search(_collection(request, node), req, node.settings.index)
 
 
 @handler
 async def search_batch(request: Request, node: Node):
     reqs = [SearchRequest.from_search(_object(s)) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    return [search(col, req) for req in reqs]
+    return [search(col, req, node.settings.index) for req in reqs]
 
 
 async def _read_body(request: Request, required: bool = True) -> dict:

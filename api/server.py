@@ -1,37 +1,37 @@
 """``pointlog serve``: the Faust worker and the Starlette app on one event loop."""
 import asyncio
 import logging
-import os
 
 import faust
 from faust.contrib.asgi import serve_asgi
 
 from api.app import build_app
-from storage.index import IndexManager
 from storage.state import State
-from streams.node import Node, Settings
+from streams.indexer import IndexManager
+from streams.node import Node
 from streams.producer import Producer
+from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import build_faust_app
 
 log = logging.getLogger("pointlog")
 
 
-def serve(settings: Settings, loglevel: str = "warning") -> None:
+def serve(settings: Settings) -> None:
     # The topic must exist before the consumer subscribes; broker auto-create is off.
-    partitions = asyncio.run(ensure_topics(settings.bootstrap, settings.topic, settings.partitions))
-    state = State(os.path.join(settings.data_dir, "state"))
-    node = Node(settings, state, Producer(settings.bootstrap, settings.topic, linger_ms=settings.linger_ms))
+    partitions = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
+    state = State(settings.state_dir)
+    node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms))
     for partition in range(partitions):
         node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
     # Persisted vector indexes are mmapped now, so the first search needs no rebuild.
-    indexes = IndexManager(os.path.join(settings.data_dir, "indexes"), state)
+    indexes = IndexManager(settings.index_dir, state, settings.index)
     indexes.load()
     app = build_faust_app(node)
     app.task(indexes.run)
     serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    print(f"pointlog: applying {settings.topic}@{settings.bootstrap} into {settings.data_dir}; "
+    worker = faust.Worker(app, loglevel=settings.loglevel, quiet=True)
+    print(f"pointlog: applying {settings.topic}@{settings.kafka_bootstrap} into {settings.data_dir}; "
           f"HTTP on http://{settings.host}:{settings.port}", flush=True)
     try:
         worker.execute_from_commandline()

@@ -4,15 +4,15 @@ This is the view reads are served from. ``storage.state`` keeps it in step with
 RocksDB, which is what survives a restart.
 
 Every change of a point's payload goes through ``add``, ``remove`` or
-``set_payload``, because the payload index (storage/payload_index.py) is kept up
+``set_payload``, because the payload index (storage/filters/payload_index.py) is kept up
 to date there.
 """
 from sortedcontainers import SortedList
 
 from storage.config import CollectionConfig
 from storage.ids import PointId
-from storage.payload_index import PayloadIndex
-from storage.vectors import VectorStore
+from storage.filters.payload_index import PayloadIndex
+from storage.vectors.store import VectorStore
 
 
 class Point:

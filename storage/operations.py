@@ -187,7 +187,7 @@ class DeleteCollection(Operation):
 
 
 # Qdrant's payload field types. pointlog indexes match conditions by itself
-# (storage/payload_index.py); a declared index is recorded and reported as the
+# (storage/filters/payload_index.py); a declared index is recorded and reported as the
 # collection's payload_schema, so clients that declare indexes keep working.
 FIELD_TYPES = ("keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid")
 

@@ -144,7 +144,7 @@ def matching(col: Collection, raw_filter) -> list:
 
 def matching_keys(col: Collection, flt: Filter) -> list:
     """Keys of the points matching a compiled filter, in scroll order. The payload
-    index narrows the points the filter is evaluated on (storage/payload_index.py)."""
+    index narrows the points the filter is evaluated on (storage/filters/payload_index.py)."""
     plan = col.payload_index.plan(flt)
     holds = _holds(col, flt)
     if plan is None:

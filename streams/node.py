@@ -3,31 +3,15 @@ the progress its applier has made. The API talks to this and nothing lower."""
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
-
 from storage.errors import BadRequest, QdrantError
 from storage.operations import Command
 from storage.state import State
 from streams import checkpoint
 from streams.producer import Producer
 from streams.progress import Progress
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Settings:
-    bootstrap: str = "127.0.0.1:9092"
-    topic: str = "pointlog.ops"
-    data_dir: str = "./data"
-    host: str = "127.0.0.1"
-    port: int = 6333
-    group: str = ""  # consumer group; defaults to one derived from data_dir and topic
-    partitions: int = 1
-    fetch_wait_ms: int = 50  # a fetch returns as soon as a record arrives; this bounds idle polls
-    linger_ms: int = 1
-    checkpoint_interval: float = 0.0  # seconds between automatic checkpoints; 0: only on demand
-    checkpoint_keep: int = 2  # automatic checkpoints kept under <data_dir>/checkpoints
 
 
 class Node:

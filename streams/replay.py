@@ -21,10 +21,11 @@ from storage import operations as ops
 from storage.collection import Collection
 from storage.state import State
 from streams.applier import Applier, Record
+from streams.indexer import IndexManager
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = "indexes"  # under a data dir, as api.server lays it out
 GROUP_RECORDS = 2000  # records per state commit while replaying
 FETCH_BYTES = 16 * 1024 * 1024
 STALL_SECONDS = 60.0  # no progress for this long while records are known to exist: give up
@@ -182,15 +183,15 @@ class RebuildReport:
     index_seconds: float = 0.0
 
 
-async def rebuild(bootstrap: str, topic: str, data_dir: str, force: bool = False,
-                  progress=None, indexes: bool = True) -> RebuildReport:
+async def rebuild(settings: Settings, force: bool = False, progress=None, indexes: bool = True) -> RebuildReport:
     """Build a fresh data dir (state, and the vector indexes a node would build) from
     offset 0 to the current end of the log.
 
     It is built in a sibling temporary directory and renamed into place, so an
     interrupted rebuild leaves the old data dir (or none) and never half a state.
     """
-    data_dir = os.path.abspath(data_dir)
+    bootstrap, topic = settings.kafka_bootstrap, settings.topic
+    data_dir = os.path.abspath(settings.data_dir)
     if _nonempty(data_dir):
         if not force:
             raise FileExistsError(f"{data_dir} is not empty; pass --force to replace it")
@@ -200,7 +201,8 @@ async def rebuild(bootstrap: str, topic: str, data_dir: str, force: bool = False
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=os.path.basename(data_dir) + ".rebuild-", dir=parent)
     try:
-        state = State(os.path.join(tmp, "state"))
+        scratch = settings.model_copy(update={"data_dir": tmp})
+        state = State(scratch.state_dir)
         try:
             async with LogReader(bootstrap, topic) as reader:
                 begin, end = await reader.beginning_offsets(), await reader.end_offsets()
@@ -211,7 +213,7 @@ async def rebuild(bootstrap: str, topic: str, data_dir: str, force: bool = False
                 stats = await replay(state, reader, end, start={p: 0 for p in end}, progress=progress)
             collections = {name: len(col) for name, col in sorted(state.collections.items())}
             began = time.perf_counter()
-            built = await build_indexes(state, os.path.join(tmp, INDEX_DIR)) if indexes else 0
+            built = await build_indexes(state, scratch) if indexes else 0
             index_seconds = time.perf_counter() - began
         finally:
             state.close()
@@ -222,13 +224,11 @@ async def rebuild(bootstrap: str, topic: str, data_dir: str, force: bool = False
     return RebuildReport(data_dir, stats, collections, built, index_seconds)
 
 
-async def build_indexes(state: State, root: str) -> int:
+async def build_indexes(state: State, settings: Settings) -> int:
     """The indexes a serving node would build for this state, so it starts with them.
     No server shares the machine during a rebuild, so Annoy builds on every core."""
-    from storage.index import SETTINGS, IndexManager
-
-    settings = replace(SETTINGS, build_threads=max(SETTINGS.build_threads, os.cpu_count() or 1))
-    manager = IndexManager(root, state, settings)
+    params = replace(settings.index, build_threads=max(settings.index_build_threads, os.cpu_count() or 1))
+    manager = IndexManager(settings.index_dir, state, params)
     built = 0
     try:
         for col in list(state.collections.values()):

@@ -82,7 +82,7 @@ def build_faust_app(node: Node) -> PointlogApp:
     group = s.group or group_id(s.data_dir, s.topic)
     app = PointlogApp(
         group,
-        broker=f"kafka://{s.bootstrap}",
+        broker=f"kafka://{s.kafka_bootstrap}",
         store="memory://",
         web_enabled=True,  # the ASGI service replaces faust's own web server
         web_bind=s.host,
@@ -132,7 +132,7 @@ def build_faust_app(node: Node) -> PointlogApp:
             # consumer (it drops what it thinks it has read): read the missing range
             # straight from the broker; offsets it has no record at are confirmed empty.
             gap = result.gap
-            missing = await read_range(s.bootstrap, s.topic, gap.partition, gap.expected, gap.got + 1)
+            missing = await read_range(s.kafka_bootstrap, s.topic, gap.partition, gap.expected, gap.got + 1)
             await _settle(applier.apply_records(missing, contiguous=False))
             if applier.applied(gap.partition) < gap.got:
                 raise LogError(f"partition {gap.partition}: the broker did not return offset {gap.got}, "
@@ -150,8 +150,8 @@ def build_faust_app(node: Node) -> PointlogApp:
         for partition, offset in result.offsets.items():
             node.progress.advance(partition, offset)
 
-    if s.checkpoint_interval > 0:
-        @app.timer(s.checkpoint_interval, name="pointlog-checkpoint")
+    if s.checkpoint_every > 0:
+        @app.timer(s.checkpoint_every, name="pointlog-checkpoint")
         async def take_checkpoint():
             if node.progress.applied == app.pointlog_last_checkpoint:
                 return  # nothing applied since the last one

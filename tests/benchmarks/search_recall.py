@@ -26,9 +26,12 @@ import orjson
 
 from storage import operations as ops
 from storage.apply import apply
-from storage.index import SETTINGS, IndexManager
-from storage.search import EF_SCALE, SearchRequest, search
 from storage.state import State
+from storage.vectors.search import EF_SCALE, SearchRequest, search
+from streams.indexer import IndexManager
+from streams.settings import Settings
+
+PARAMS = Settings().index  # what `pointlog serve` would use (POINTLOG_INDEX_* apply)
 
 K = 10
 
@@ -51,12 +54,12 @@ def recall(found: list, truth: list) -> float:
 
 
 def run_queries(col, queries: np.ndarray, **extra) -> tuple:
-    """(ids per query, queries per second) through storage.search."""
+    """(ids per query, queries per second) through storage.vectors.search."""
     out = []
     started = time.perf_counter()
     for q in queries:
         body = {"query": q.tolist(), "limit": K, **extra}
-        out.append([p["id"] for p in search(col, SearchRequest.from_query(body))])
+        out.append([p["id"] for p in search(col, SearchRequest.from_query(body), PARAMS)])
     return out, len(queries) / (time.perf_counter() - started)
 
 
@@ -103,8 +106,8 @@ def in_process(args, data: np.ndarray, queries: np.ndarray, tmp: str) -> None:
     state, offset, took = load_state(os.path.join(tmp, "state"), data, args.distance)
     figure("in-process: apply of all points (s)", f"{took:.1f}")
     col = state.collections["bench"]
-    manager = IndexManager(os.path.join(tmp, "indexes"), state)
-    progress(f"building the index ({SETTINGS.trees} trees) in the spawned builder")
+    manager = IndexManager(os.path.join(tmp, "indexes"), state, PARAMS)
+    progress(f"building the index ({PARAMS.trees} trees) in the spawned builder")
     asyncio.run(manager.rebuild(col, ""))
     b = manager.last_build
     figure("build: snapshot rows + keys to files (s)", f"{b['snapshot_s']:.2f}")
@@ -119,7 +122,7 @@ def in_process(args, data: np.ndarray, queries: np.ndarray, tmp: str) -> None:
     truth, exact_qps = run_queries(col, queries, params={"exact": True})
     figure("exact search, queries/s (1 thread)", f"{exact_qps:.0f}")
     found, qps = run_queries(col, queries)
-    ef = SETTINGS.ef * EF_SCALE.get(args.distance, 1)
+    ef = PARAMS.ef * EF_SCALE.get(args.distance, 1)
     figure(f"default search (ef={ef}): recall@{K}", f"{recall(found, truth):.4f}")
     figure(f"default search (ef={ef}): queries/s (1 thread)", f"{qps:.0f}")
     for ef in (16, 32, 128, 256):
@@ -153,7 +156,7 @@ def in_process(args, data: np.ndarray, queries: np.ndarray, tmp: str) -> None:
     started = time.perf_counter()
     state = State(os.path.join(tmp, "state"))
     opened = time.perf_counter()
-    again = IndexManager(os.path.join(tmp, "indexes"), state)
+    again = IndexManager(os.path.join(tmp, "indexes"), state, PARAMS)
     loaded = again.load()
     ready = time.perf_counter()
     col = state.collections["bench"]
@@ -263,7 +266,7 @@ def main() -> None:
     data = clustered(rng, args.n, args.dim, centers, args.spread)
     queries = clustered(rng, args.queries, args.dim, centers, args.spread)
     figure("dataset", f"{args.n} x {args.dim} {args.distance}, {args.clusters} clusters, spread {args.spread}; "
-           f"{args.queries} queries; trees {SETTINGS.trees}, ef {SETTINGS.ef}")
+           f"{args.queries} queries; trees {PARAMS.trees}, ef {PARAMS.ef}")
     tmp = tempfile.mkdtemp(prefix="pointlog-search-bench-")
     try:
         if not args.no_local:

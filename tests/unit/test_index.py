@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from storage import operations as ops
-from storage.index import SETTINGS, IndexManager, IndexSettings, index_status
-from storage.search import SearchRequest, search
+from storage.vectors.annoy_index import IndexParams, index_status
+from storage.vectors.search import SearchRequest, search
+from streams.indexer import IndexManager
 from tests.unit.statelog import StateLog
 
 DIM = 16
+PARAMS = IndexParams()  # what searches here are run with
 
 
 def clustered(rng, n: int, dim: int = DIM, clusters: int = 20) -> np.ndarray:
@@ -34,12 +36,12 @@ def query(col, vector, limit=10, exact=False, flt=None, ef=None, **extra) -> lis
         body["params"]["hnsw_ef"] = ef
     if flt is not None:
         body["filter"] = flt
-    return [(p["id"], p["score"]) for p in search(col, SearchRequest.from_query(body))]
+    return [(p["id"], p["score"]) for p in search(col, SearchRequest.from_query(body), PARAMS)]
 
 
 @pytest.fixture
 def low_threshold(monkeypatch):
-    monkeypatch.setattr(SETTINGS, "threshold", 100)
+    monkeypatch.setattr(PARAMS, "threshold", 100)
 
 
 @pytest.fixture
@@ -51,8 +53,8 @@ def log(tmp_path):
 
 @pytest.fixture
 def manager(log, tmp_path):
-    mgr = IndexManager(str(tmp_path / "indexes"), log.state, IndexSettings(threshold=100, delta=10**9,
-                                                                           interval=3600, trees=16))
+    mgr = IndexManager(str(tmp_path / "indexes"), log.state, IndexParams(threshold=100, delta=10**9,
+                                                                         interval=3600, trees=16))
     yield mgr
     mgr.close()
 
@@ -120,7 +122,7 @@ async def test_rebuild_swaps_and_removes_the_old_file(log, manager, low_threshol
     first = store.index.build
     upsert(log, range(500, 600), clustered(rng, 100))
     assert await manager.maintain() == 0  # neither the delta size nor the interval is due
-    manager.settings.delta = 50
+    manager.params.delta = 50
     assert await manager.maintain() == 1
     assert store.index.build != first and len(store.index) == 600
     assert len(store.changed_since(store.index.generation)) == 0
@@ -142,7 +144,7 @@ async def test_restart_loads_the_index_and_restores_the_delta_from_versions(log,
     log.do(ops.DeletePoints.from_body({"points": list(range(100, 120))}), "c")
     manager.close()
     log.reopen()
-    again = IndexManager(manager.root, log.state, manager.settings)
+    again = IndexManager(manager.root, log.state, manager.params)
     try:
         assert again.load() == 1
         store = log.col().vectors[""]
@@ -208,7 +210,7 @@ async def test_due_policy_and_small_collections_stay_exact(log, manager, low_thr
     assert await manager.maintain() == 1
     upsert(log, [1], clustered(rng, 1))
     assert await manager.maintain() == 0
-    manager.settings.interval = 0
+    manager.params.interval = 0
     assert await manager.maintain() == 1  # the interval passed with a change pending
     assert await manager.maintain() == 0  # and nothing changed since
 
@@ -239,7 +241,7 @@ async def test_named_vectors_get_one_index_each(log, manager, low_threshold):
     col = log.col()
     assert index_status(col) == (450, False)
     body = {"query": b[7].tolist(), "using": "b", "limit": 1}
-    assert search(col, SearchRequest.from_query(body))[0]["id"] == 7
+    assert search(col, SearchRequest.from_query(body), PARAMS)[0]["id"] == 7
 
 
 def test_builder_is_a_spawned_process(log, manager):
@@ -247,7 +249,7 @@ def test_builder_is_a_spawned_process(log, manager):
 
 
 def test_vector_store_stamps_changes_and_reused_slots():
-    from storage.vectors import VectorStore
+    from storage.vectors.store import VectorStore
     store = VectorStore(2, "Euclid", capacity=2)
     for i in range(3):  # grows past the initial capacity
         store.put(bytes([i]), np.array([i, i], dtype=np.float32))

@@ -1,4 +1,4 @@
-"""The payload value index (storage/payload_index.py): kept in step with every payload
+"""The payload value index (storage/filters/payload_index.py): kept in step with every payload
 change made by ``apply``, and the same whatever order of writes led to a state.
 
 The invariant checked throughout: each kept field index equals the index built from
@@ -10,12 +10,12 @@ import random
 import pytest
 
 from storage import operations as ops
-from storage import payload_index
+from storage.filters import payload_index
 from storage.errors import QdrantError
 from storage.filters import compile_filter
 from storage.ids import encode_id
 from storage.paths import parse_path
-from storage.payload_index import FieldIndex
+from storage.filters.payload_index import FieldIndex
 from tests.unit.statelog import StateLog
 
 

@@ -1,4 +1,4 @@
-"""Indexed filter evaluation (storage/payload_index.py planner) against the plain
+"""Indexed filter evaluation (storage/filters/payload_index.py planner) against the plain
 evaluator, over random filters and payloads: every read and write path that uses a
 plan must select exactly the points a full scan selects, in the same order.
 
@@ -16,7 +16,8 @@ from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.filters import compile_filter
 from storage.ids import encode_id
-from storage.search import candidates, exact_slots, filter_slots
+from storage.vectors.annoy_index import IndexParams
+from storage.vectors.search import candidates, exact_slots, filter_slots
 from tests.unit.test_filters import SEED, STRINGS, _random_filters, make_points
 
 N_PLANNER_FILTERS = 600
@@ -150,7 +151,7 @@ def test_plans_select_what_a_scan_selects(col, batch, plan_stats):
             assert filter_slots(col, store, flt, some, plan).tolist() == \
                 filter_slots(col, store, flt, some).tolist(), raw
             query = np.array([1.0, 0.5], dtype=np.float32)
-            assert sorted(candidates(col, store, query, flt, plan, None, 10, exact=True).tolist()) == want
+            assert sorted(candidates(col, store, query, flt, plan, None, 10, IndexParams(), exact=True).tolist()) == want
 
 
 def test_plans_are_frequent_and_often_exact(plan_stats):

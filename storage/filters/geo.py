@@ -10,7 +10,7 @@ import math
 import sys
 from typing import Any, Callable
 
-from storage.json_body import (check_fields, expect_object, format_error, invalid_type, require,
+from storage.filters.json_body import (check_fields, expect_object, format_error, invalid_type, require,
                                validation_error)
 
 _EARTH_RADIUS_M = 6371008.8  # mean Earth radius (IUGG), as the server's haversine

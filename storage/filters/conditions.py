@@ -9,20 +9,20 @@ included. The whole-value conditions look at the list of values itself:
 ``values_count`` counts an array's elements, 1 for any other value, 0 for
 null/missing; ``is_empty`` is missing, null or ``[]``; ``is_null`` is null, or an
 array holding a null. A range compares numbers, or instants when its bounds are
-datetime strings (``storage.datetimes``).
+datetime strings (``storage.filters.datetimes``).
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable
 
-from storage.datetimes import datetime_micros, parse_datetime
-from storage.geo import geo_bounding_box, geo_polygon, geo_radius
+from storage.filters.datetimes import datetime_micros, parse_datetime
+from storage.filters.geo import geo_bounding_box, geo_polygon, geo_radius
 from storage.ids import parse_id
-from storage.json_body import (check_fields, describe, expect_object, format_error, integer,
+from storage.filters.json_body import (check_fields, describe, expect_object, format_error, integer,
                                invalid_type, key_path, require, validation_error)
-from storage.match import match
-from storage.matchers import Matcher, never
+from storage.filters.match import match
+from storage.filters.matchers import Matcher, never
 from storage.paths import Path, compile_getter
 
 _FIELD_FIELDS = ("key", "match", "range", "geo_bounding_box", "geo_radius", "geo_polygon",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from storage.memo import first_n_memo
+from storage.filters.memo import first_n_memo
 
 _WORD = re.compile(r"[^\W_]+")  # runs of letters/digits: the server's default word tokenizer
 _ASCII_WORD = re.compile(r"[a-z0-9]+")  # the same on lowercased ASCII text

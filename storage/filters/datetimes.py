@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from storage.memo import first_n_memo
+from storage.filters.memo import first_n_memo
 
 # The formats Qdrant core accepts for datetime payloads and range bounds (what the
 # server's DateTimeWrapper parses, and what local mode lists). A missing offset means

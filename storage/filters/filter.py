@@ -1,49 +1,21 @@
-"""Qdrant filters: validation of the REST JSON, and one evaluator for every endpoint.
-
-``compile_filter(raw)`` checks a filter exactly once per request and turns it into a
-tree of small closures; ``Filter.matches(point_id, payload, vector_names)`` then runs
-per point without looking at the JSON again. Scroll, count, search/query,
-delete-by-filter and every payload/vector update by filter must go through this one
-module, so a filter can never select different points depending on the endpoint.
-
-Semantics are those of the Qdrant server, as reproduced by qdrant-client's local mode
-(``qdrant_client/local/payload_filters.py``), which ``tests/unit/test_filters.py``
-uses as a differential oracle. This module holds the boolean structure: ``must``
-all, ``must_not`` none, ``should`` at least one (an empty ``should`` list constrains
-nothing), ``min_should`` at least ``min_count`` (>= 1) of its conditions. Each clause
-may be one condition or a list; a filter nests as a condition, and ``nested`` applies
-one to the elements of an array, where ``has_id``/``has_vector``/``slice`` never
-hold (elements have no id or vectors).
-
-The conditions themselves live beside it:
-
-- ``storage.conditions``: field conditions (values, counts, emptiness, ranges),
-  ``has_id``, ``has_vector``; with ``storage.match`` (``match``), ``storage.text``
-  (full-text words), ``storage.datetimes`` (datetime ranges) and ``storage.geo``.
-- ``storage.slices``: ``slice``.
-- ``storage.matchers``: the compiled form and the and/or/not combinators.
-- ``storage.json_body``: reading the JSON with the server's error messages: a body
-  without the right shape is a 400 ``Format error in JSON body: ...``; a well-formed
-  value the validator refuses (``min_count: 0``, an open polygon, a field condition
-  with no condition) is a 422 ``Validation error in JSON body: [...]``.
-"""
+"""The boolean structure of a filter (must / should / must_not / min_should, nested)
+and ``compile_filter``; the package docstring explains the whole language."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import orjson
 
-from storage.conditions import (field_condition, has_id_condition, has_vector_condition,
+from storage.filters.conditions import (field_condition, has_id_condition, has_vector_condition,
                                 is_empty_condition, is_null_condition)
-from storage.datetimes import parse_datetime  # public here: callers import it with the filter API
 from storage.ids import parse_id
-from storage.json_body import (check_fields, describe, expect_object, format_error, integer,
+from storage.filters.json_body import (check_fields, describe, expect_object, format_error, integer,
                                invalid_type, key_path, require, validation_error)
-from storage.matchers import Matcher, all_of, always, any_of, at_least, none_of
+from storage.filters.matchers import Matcher, all_of, always, any_of, at_least, none_of
 from storage.paths import compile_getter
-from storage.slices import slice_condition
+from storage.filters.slices import slice_condition
 
-__all__ = ["Filter", "compile_filter", "parse_datetime"]
+__all__ = ["Filter", "compile_filter"]
 
 _NO_VECTORS: frozenset[str] = frozenset()
 
@@ -184,7 +156,7 @@ def _condition(raw: Any, where: str) -> Matcher:
 
 
 def _nested_condition(raw: Any, where: str) -> Matcher:
-    # Here rather than in storage.conditions: it compiles a whole filter, and that
+    # Here rather than in storage.filters.conditions: it compiles a whole filter, and that
     # module is imported by this one.
     raw = expect_object(raw, where, "struct Nested")
     check_fields(raw, ("key", "filter"), where)

@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 from storage.ids import PointId
-from storage.json_body import check_fields, expect_object, integer, require, validation_error
-from storage.matchers import Matcher
-from storage.memo import first_n_memo
+from storage.filters.json_body import check_fields, expect_object, integer, require, validation_error
+from storage.filters.matchers import Matcher
+from storage.filters.memo import first_n_memo
 
 _MASK64 = (1 << 64) - 1
 

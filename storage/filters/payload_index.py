@@ -21,7 +21,7 @@ and ``has_id`` conditions combined by ``must`` and ``should`` (nested filters
 included) and gives the candidate keys, and whether they are exactly the matching
 points (the filter then needs no evaluation at all) or a superset of them.
 
-Semantics are exactly those of the match matchers (``storage.match`` over
+Semantics are exactly those of the match matchers (``storage.filters.match`` over
 ``storage.paths.get_values``): a path made of object keys only (no ``[]`` or
 ``[n]``), whose value, or each element of an array value (one level), is indexed
 when it is a string, an integer or a boolean. Type-strict like the matchers: the

@@ -3,7 +3,7 @@ substring.
 
 ``match.value``/``any``/``except`` are type-strict: ``1`` is neither ``true`` nor
 ``1.0``, and a float payload value never equals anything (operands are only bool,
-integer or string). The full-text kinds are in ``storage.text``.
+integer or string). The full-text kinds are in ``storage.filters.text``.
 
 Besides the per-value predicate, ``value`` and ``any`` on a top-level key also give
 a matcher for the whole condition that reads the payload directly: these are the
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from storage.json_body import check_fields, describe, expect_object, format_error, invalid_type
-from storage.matchers import Matcher
+from storage.filters.json_body import check_fields, describe, expect_object, format_error, invalid_type
+from storage.filters.matchers import Matcher
 from storage.paths import Path
-from storage.text import match_phrase, match_text, match_text_any
+from storage.filters.text import match_phrase, match_text, match_text_any
 
 _MATCH_FIELDS = ("value", "any", "except", "text", "text_any", "phrase", "prefix", "substring")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1

@@ -4,7 +4,7 @@ scoring with Qdrant's score definitions.
 Cosine vectors are stored normalized, so a Cosine score is a dot product with the
 normalized query. Euclid and Manhattan scores are distances: smaller is better.
 
-Which points get scored (storage/index.py explains the index):
+Which points get scored (storage/vectors/annoy_index.py explains the index):
 - exact (``params.exact``, a store below the indexing threshold, or no index yet):
   every vector, or every vector whose point matches the filter;
 - indexed: Annoy candidates still valid since the index snapshot, plus the delta
@@ -12,11 +12,11 @@ Which points get scored (storage/index.py explains the index):
   points first: a selective one is answered exactly over the matching points,
   else Annoy over-fetches by the inverse of the matching share and widens until
   ``limit`` matching points are found (or falls back to the exact scan).
-- A filter the payload index can answer (storage/payload_index.py) first narrows
+- A filter the payload index can answer (storage/filters/payload_index.py) first narrows
   the points to its candidates, so a filtered exact scan costs the candidates, not
   the collection. Few enough candidates are then always scanned exactly, as
   Qdrant's planner does with its payload index cardinality: scoring that many rows
-  costs about one Annoy query (the same bound as a small store, SETTINGS.threshold).
+  costs about one Annoy query (the same bound as a small store, ``IndexParams.threshold``).
 Either way every candidate is scored by the same row-wise numpy code, so a point
 gets the same score, bit for bit, whichever path found it.
 """
@@ -29,11 +29,11 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, NotFound
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
-from storage.index import SETTINGS, AnnIndex
+from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.operations import parse_vector
-from storage.payload_index import Plan
+from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit
-from storage.vectors import VectorStore, normalize
+from storage.vectors.store import VectorStore, normalize
 
 SMALLER_IS_BETTER = {"Euclid", "Manhattan"}
 SCORE_CHUNK = 16384  # rows per step of a Euclid/Manhattan scan: bounded temporaries
@@ -159,9 +159,9 @@ def prepare_query(store: VectorStore, query: np.ndarray) -> np.ndarray:
     return normalize(query) if store.distance == "Cosine" else query.astype(np.float32)
 
 
-def search(col: Collection, req: SearchRequest) -> list:
-    params = col.config.vectors.get(req.using)
-    if params is None:
+def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
+    vector_params = col.config.vectors.get(req.using)
+    if vector_params is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
     store = col.vectors[req.using]
     exclude = None
@@ -175,31 +175,32 @@ def search(col: Collection, req: SearchRequest) -> list:
         query = np.array(store.matrix[exclude])
     else:
         query = req.vector
-        if query.shape[0] != params.size:
-            raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {params.size}, "
+        if query.shape[0] != vector_params.size:
+            raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {vector_params.size}, "
                              f"got {query.shape[0]}")
     query = prepare_query(store, query)
     flt = compile_filter(req.filter)
     if flt is not None and flt.matches_all:
         flt = None
     plan = None if flt is None else col.payload_index.plan(flt)
-    slots = candidates(col, store, query, flt, plan, exclude, req.offset + req.limit, req.exact, req.ef)
+    slots = candidates(col, store, query, flt, plan, exclude, req.offset + req.limit, params, req.exact, req.ef)
     return rank(col, store, req, slots, scores(store, query, slots))
 
 
 def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,
-               exclude: int | None, want: int, exact: bool = False, ef: int | None = None) -> np.ndarray:
+               exclude: int | None, want: int, params: IndexParams, exact: bool = False,
+               ef: int | None = None) -> np.ndarray:
     """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta.
     ``plan`` is the payload index's answer for ``flt`` (None if it has none)."""
     index: AnnIndex | None = store.index
-    if exact or index is None or len(store) < SETTINGS.threshold or len(index) == 0:
+    if exact or index is None or len(store) < params.threshold or len(index) == 0:
         return exact_slots(col, store, flt, plan, exclude)
-    ef = max(ef or SETTINGS.ef * EF_SCALE.get(store.distance, 1), want)
+    ef = max(ef or params.ef * EF_SCALE.get(store.distance, 1), want)
     share = 1.0
     if flt is not None:
         if flt.candidate_ids is not None:
             return exact_slots(col, store, flt, plan, exclude)
-        if plan is not None and len(plan.keys) * (1 if plan.exact else FILTER_COST) <= SETTINGS.threshold:
+        if plan is not None and len(plan.keys) * (1 if plan.exact else FILTER_COST) <= params.threshold:
             return exact_slots(col, store, flt, plan, exclude)
         share = _matching_share(col, store, flt, plan)
         if share == 0.0 or ef / share > EXACT_SHARE * len(index):

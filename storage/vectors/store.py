@@ -4,7 +4,7 @@ Slots are dense so numpy can scan them exactly and Annoy (int32 item ids sized b
 the largest id) can index them. A freed slot is reused; ``keys[slot]`` is None
 while it is free.
 
-Change tracking for the Annoy index (storage/index.py): every ``put`` bumps the
+Change tracking for the Annoy index (storage/vectors/annoy_index.py): every ``put`` bumps the
 store's ``generation`` and stamps the slot with it. An index built from a snapshot
 taken at generation G can trust a slot only while ``stamp[slot] <= G`` and the slot
 is alive; every slot stamped later is the *delta*, scanned exactly. That costs one
@@ -36,7 +36,7 @@ class VectorStore:
         self._next = 0
         self.generation = 0  # number of puts so far
         self.removals = 0  # number of removes so far; with generation, the changes since a snapshot
-        # Set by storage.index: the loaded Annoy index over a snapshot, and whether a
+        # Set by storage.vectors.annoy_index: the loaded Annoy index over a snapshot, and whether a
         # new one is being built. Searches read ``index``; the manager swaps it.
         self.index = None
         self.building = False

@@ -1,0 +1,191 @@
+"""The index scheduler: when each vector store's Annoy index is rebuilt, and the
+process that builds it.
+
+Rebuilds run on the event loop's schedule but off its thread: the snapshot rows are
+written to a raw float32 file by a worker thread (chunked, so the GIL is shared), Annoy is
+built in a *spawned* process (``add_item`` holds the GIL; the server runs a Kafka
+consumer thread, so never fork), written to a new file, and swapped in. The old
+file is unlinked, never overwritten while mmapped. The files and what they promise
+are ``storage/vectors/annoy_index.py``'s; the thresholds are ``IndexParams``.
+"""
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from annoy import AnnoyIndex
+
+from storage.vectors.annoy_index import (METRICS, AnnIndex, IndexParams, build_annoy, load_indexes, max_version,
+                                         remove_other_builds, slots_of, store_dir, write_atomic, write_snapshot)
+
+log = logging.getLogger(__name__)
+RETRY_AFTER = 30.0  # seconds before retrying a store whose build failed
+
+
+def _child_init(parent: int) -> None:
+    """In the spawned builder: be nice to the server, and die with it (a killed
+    server would otherwise leave the pool process waiting forever)."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+
+class IndexManager:
+    """Loads persisted indexes at startup and keeps them fresh while serving."""
+
+    def __init__(self, root: str, state, params: IndexParams | None = None):
+        self.root = root
+        self.state = state  # anything with ``collections``: name -> Collection
+        self.params = params or IndexParams()
+        self.builds = 0  # completed builds, for logs and tests
+        self.last_build: dict = {}  # figures of the last build
+        self._pool: ProcessPoolExecutor | None = None
+        self._retry_at: dict = {}  # (cid, name) -> monotonic time
+        self._known_cids: set = set()
+
+    # ---- startup -------------------------------------------------------------
+
+    def load(self) -> int:
+        """Attach the persisted indexes (mmap, no rebuild); returns how many."""
+        self._known_cids = {col.cid for col in self.state.collections.values()}
+        return load_indexes(self.root, self.state.collections.values())
+
+    # ---- while serving -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Forever: rebuild the stores that are due, one at a time."""
+        while True:
+            try:
+                await self.maintain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("index maintenance failed")
+            await asyncio.sleep(self.params.tick)
+
+    async def maintain(self) -> int:
+        """One pass: rebuild every store that is due. Returns how many were rebuilt."""
+        self._forget_dropped()
+        done = 0
+        now = time.monotonic()
+        for col in list(self.state.collections.values()):
+            for name, store in list(col.vectors.items()):
+                if self.due(col, name, store, now) and await self.rebuild(col, name):
+                    done += 1
+        return done
+
+    def due(self, col, name: str, store, now: float) -> bool:
+        if store.building or len(store) == 0 or len(store) < self.params.threshold:
+            return False
+        if now < self._retry_at.get((col.cid, name), 0.0):
+            return False
+        index = store.index
+        if index is None:
+            return True
+        changes = store.changes_since(index.generation, index.removals)
+        return changes > 0 and (changes >= self.params.delta
+                                or now - index.loaded_at >= self.params.interval)
+
+    async def rebuild(self, col, name: str) -> bool:
+        """Snapshot one store, build its index in the builder process, swap it in."""
+        store = col.vectors[name]
+        if store.building:
+            return False
+        loop = asyncio.get_running_loop()
+        store.building = True
+        dirpath = store_dir(self.root, col.cid, name)
+        build = f"{time.time_ns():x}"
+        rows_path = os.path.join(dirpath, build + ".rows")
+        keys_path = os.path.join(dirpath, build + ".keys")
+        ann_path = os.path.join(dirpath, build + ".ann")
+        started = time.perf_counter()
+        try:
+            # The offset first: read in a thread but before the generation is taken,
+            # so it can only be lower than the true one, never higher. Lower is safe
+            # (more points count as changed after a restart); higher would trust
+            # points changed after the snapshot.
+            offset = await loop.run_in_executor(None, max_version, list(col.points.values()))
+            generation, removals = store.generation, store.removals
+            slots = store.alive_slots()
+            matrix, store_keys = store.matrix, store.keys
+            trees = self.params.trees
+            meta = {"offset": offset, "created_offset": col.created_offset, "dim": store.dim,
+                    "distance": store.distance, "trees": trees}
+            os.makedirs(dirpath, exist_ok=True)
+            keys = await loop.run_in_executor(None, write_snapshot, matrix, store_keys, slots, meta, rows_path,
+                                              keys_path)
+            copied = time.perf_counter()
+            stats = await loop.run_in_executor(self._builder(), build_annoy, rows_path, store.dim,
+                                               METRICS[store.distance], trees, self.params.build_threads,
+                                               ann_path)
+            os.remove(rows_path)
+            if self.state.collections.get(col.name) is not col:
+                shutil.rmtree(dirpath, ignore_errors=True)  # dropped while building
+                return False
+            ann = AnnoyIndex(store.dim, METRICS[store.distance])
+            ann.load(ann_path)
+            item_slot = await loop.run_in_executor(None, slots_of, store.slot_of, keys)
+            await loop.run_in_executor(None, write_atomic, os.path.join(dirpath, "current"), build.encode())
+            store.index = AnnIndex(ann, keys, item_slot, generation, removals, offset, build, trees)
+            # The old index may still be mapped: unlinking is safe, its pages live
+            # until unmapped (only overwriting in place would not be).
+            remove_other_builds(dirpath, build)
+            self.builds += 1
+            self.last_build = {"collection": col.name, "vector": name, "items": len(keys),
+                               "snapshot_s": copied - started, **stats,
+                               "total_s": time.perf_counter() - started}
+            self._retry_at.pop((col.cid, name), None)
+            log.info("index %s/%s: %s vectors in %.2fs", col.name, name, len(keys), time.perf_counter() - started)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool):
+                self._pool = None
+            log.exception("building the index of %s/%s failed", col.name, name)
+            self._retry_at[(col.cid, name)] = time.monotonic() + RETRY_AFTER
+            for path in (rows_path, ann_path + ".tmp"):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+            return False
+        finally:
+            store.building = False
+
+    def _builder(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_child_init, initargs=(os.getpid(),))
+        return self._pool
+
+    def _forget_dropped(self) -> None:
+        cids = {col.cid for col in self.state.collections.values()}
+        for cid in self._known_cids - cids:
+            shutil.rmtree(os.path.join(self.root, f"c{cid}"), ignore_errors=True)
+            self._retry_at = {k: v for k, v in self._retry_at.items() if k[0] != cid}
+        self._known_cids = cids
+
+    def close(self) -> None:
+        """Stop the builder now: a build can take a while and is redone after a
+        restart anyway (its partial files are removed when indexes are loaded)."""
+        if self._pool is not None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            self._pool = None

@@ -1,0 +1,91 @@
+"""Every setting of pointlog, in one object built once from flags and environment.
+
+Each field is a ``--flag`` (its name with dashes) and a ``POINTLOG_<NAME>`` variable;
+a flag beats the variable, which beats the default. The CLI builds one ``Settings``
+and hands it to the server, the applier, the indexer and the operator tools, so no
+other module reads the environment or repeats a default. The README's configuration
+table lists the same fields.
+"""
+import argparse
+import os
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.vectors.annoy_index import IndexParams
+
+STATE_DIR = "state"  # RocksDB, under the data dir
+INDEX_DIR = "indexes"  # Annoy files, under the data dir
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POINTLOG_", extra="forbid", validate_default=True)
+
+    # The log
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    topic: str = Field("pointlog.ops", description="the WAL topic (its dead letters go to <topic>.dlq)")
+    partitions: int = Field(1, ge=1, description="partitions of the WAL topic when pointlog creates it")
+    # The node
+    data_dir: str = Field("./data", description="state (RocksDB) and index files")
+    group: str = Field("", description="consumer group (default: derived from the data dir and topic)")
+    host: str = Field("127.0.0.1", description="HTTP bind address")
+    port: int = Field(6333, ge=0, le=65535, description="HTTP port (Qdrant's REST API)")
+    fetch_wait_ms: int = Field(50, ge=1, description="longest a consumer fetch waits when the log is idle")
+    linger_ms: int = Field(1, ge=0, description="producer linger before a batch is sent")
+    checkpoint_every: float = Field(0.0, ge=0, description="seconds between automatic checkpoints (0: off)")
+    checkpoint_keep: int = Field(2, ge=0, description="automatic checkpoints kept under DATA_DIR/checkpoints")
+    loglevel: str = Field("warning", description="log level of the server")
+    # Vector indexes (storage.vectors.annoy_index.IndexParams says what each does)
+    index_threshold: int = Field(20000, ge=0, description="vectors below which a store is scanned exactly")
+    index_delta: int = Field(10000, ge=1, description="changes since the last build that start a rebuild")
+    index_interval: float = Field(60.0, ge=0, description="seconds a pending change may wait for a rebuild")
+    index_trees: int = Field(32, ge=1, description="Annoy trees per index")
+    index_build_threads: int = Field(1, ge=1, description="threads of one Annoy build")
+    index_ef: int = Field(64, ge=1, description="default Annoy candidates per query (hnsw_ef overrides)")
+
+    @field_validator("loglevel")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError("one of critical, error, warning, info, debug")
+        return value.lower()
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.data_dir, STATE_DIR)
+
+    @property
+    def index_dir(self) -> str:
+        return os.path.join(self.data_dir, INDEX_DIR)
+
+    @property
+    def index(self) -> IndexParams:
+        return IndexParams(threshold=self.index_threshold, delta=self.index_delta, interval=self.index_interval,
+                           trees=self.index_trees, build_threads=self.index_build_threads, ef=self.index_ef)
+
+
+# Groups of settings a command takes as flags.
+LOG = ("kafka_bootstrap", "topic")
+DATA = ("data_dir",)
+INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
+NODE = LOG + DATA + ("partitions", "group", "host", "port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
+                     "checkpoint_keep", "loglevel") + INDEX
+
+_FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know
+
+
+def add_flags(parser: argparse.ArgumentParser, names) -> None:
+    """``--flag`` per setting; unset flags leave the environment and defaults alone."""
+    for name in names:
+        field = Settings.model_fields[name]
+        flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        kind = field.annotation if field.annotation in (int, float) else str
+        parser.add_argument(flag, dest=f"setting_{name}", type=kind, default=argparse.SUPPRESS,
+                            metavar=name.split("_")[-1].upper(),
+                            help=f"{field.description} (env POINTLOG_{name.upper()}, default {field.default!r})")
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    """The settings: flags given on the command line over ``POINTLOG_*`` over defaults."""
+    given = {k[len("setting_"):]: v for k, v in vars(args).items() if k.startswith("setting_")}
+    return Settings(**given)
