@@ -1,1 +1,4 @@
-"""The HTTP face of pointlog: Qdrant's REST API over Starlette, and the CLI."""
+"""The front doors: ``rest/`` (Qdrant's REST API over Starlette) translates requests
+into operations and reads, ``service`` does what every door does with them, and
+``cli`` / ``server`` start it all. No business logic lives in a door.
+"""

@@ -5,7 +5,7 @@ import logging
 import faust
 from faust.contrib.asgi import serve_asgi
 
-from api.app import build_app
+from api.rest.app import build_app
 from storage.state import State
 from streams.indexer import IndexManager
 from streams.node import Node

@@ -15,25 +15,31 @@ from storage.reads import matching_keys
 from storage.state import State
 
 
+# kind -> fn(state, collection name, op, offset): the one dispatch of apply.
+_APPLY: dict = {}
+
+
+def applies(op_class, on_collection: bool = True):
+    """Register how an operation kind is applied. ``on_collection`` functions get the
+    existing collection (404 otherwise) after the op's config checks, which run again
+    here because producers may write to the log directly."""
+    def register(fn):
+        if on_collection:
+            def run(state: State, name: str, op, offset: int) -> None:
+                col = state.collections.get(name)
+                if col is None:
+                    raise collection_not_found(name)
+                op.validate_against(col.config)
+                fn(state, col, op, offset)
+        else:
+            run = fn
+        _APPLY[op_class] = run
+        return fn
+    return register
+
+
 def apply(state: State, command: ops.Command, offset: int) -> None:
-    op = command.op
-    if isinstance(op, ops.CreateCollection):
-        _create_collection(state, command.collection, op, offset)
-        return
-    col = state.collections.get(command.collection)
-    if col is None:
-        if isinstance(op, ops.DeleteCollection):
-            return
-        raise collection_not_found(command.collection)
-    if isinstance(op, ops.DeleteCollection):
-        state.drop_collection(col)
-        return
-    if isinstance(op, (ops.CreateFieldIndex, ops.DeleteFieldIndex)):
-        _declare_field_index(state, col, op)
-        return
-    # Validated again here because producers may write to the log directly.
-    op.validate_against(col.config)
-    _APPLY[type(op)](state, col, op, offset)
+    _APPLY[type(command.op)](state, command.collection, command.op, offset)
 
 
 def collection_not_found(name: str) -> NotFound:
@@ -44,17 +50,29 @@ def point_not_found(pid) -> NotFound:
     return NotFound(f"Not found: No point with id {pid} found")
 
 
+@applies(ops.CreateCollection, on_collection=False)
 def _create_collection(state: State, name: str, op: ops.CreateCollection, offset: int) -> None:
     if name in state.collections:
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
     state.put_collection(Collection(state.allocate_cid(), name, op.config, offset))
 
 
-def _declare_field_index(state: State, col: Collection, op) -> None:
-    if isinstance(op, ops.CreateFieldIndex):
-        col.payload_schema[op.field_name] = op.field_schema
-    else:
-        col.payload_schema.pop(op.field_name, None)
+@applies(ops.DeleteCollection, on_collection=False)
+def _delete_collection(state: State, name: str, op: ops.DeleteCollection, offset: int) -> None:
+    col = state.collections.get(name)
+    if col is not None:
+        state.drop_collection(col)
+
+
+@applies(ops.CreateFieldIndex)
+def _create_field_index(state: State, col: Collection, op: ops.CreateFieldIndex, offset: int) -> None:
+    col.payload_schema[op.field_name] = op.field_schema
+    state.put_collection(col)
+
+
+@applies(ops.DeleteFieldIndex)
+def _delete_field_index(state: State, col: Collection, op: ops.DeleteFieldIndex, offset: int) -> None:
+    col.payload_schema.pop(op.field_name, None)
     state.put_collection(col)
 
 
@@ -82,6 +100,7 @@ def _for_each_existing(col: Collection, keys: list, update) -> None:
         raise point_not_found(decode_id(missing))
 
 
+@applies(ops.Upsert)
 def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
     if not op.points:
         raise BadRequest("Wrong input: Empty update request")
@@ -112,6 +131,7 @@ def _upsert_allowed(col: Collection, key: bytes, mode: str, only_if) -> bool:
     return only_if is None or only_if.matches(existing.id, existing.payload, col.vector_names(key))
 
 
+@applies(ops.UpdateVectors)
 def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset: int) -> None:
     by_key = {}
     for p in op.points:
@@ -129,6 +149,7 @@ def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset
     _for_each_existing(col, list(by_key), update)
 
 
+@applies(ops.DeleteVectors)
 def _delete_vectors(state: State, col: Collection, op: ops.DeleteVectors, offset: int) -> None:
     def update(point: Point) -> None:
         for name in op.names:
@@ -138,6 +159,7 @@ def _delete_vectors(state: State, col: Collection, op: ops.DeleteVectors, offset
     _for_each_existing(col, _selected_keys(col, op.selector), update)
 
 
+@applies(ops.SetPayload)
 def _set_payload(state: State, col: Collection, op: ops.SetPayload, offset: int) -> None:
     def update(point: Point) -> None:
         payload = clone_json(point.payload)
@@ -148,6 +170,7 @@ def _set_payload(state: State, col: Collection, op: ops.SetPayload, offset: int)
     _for_each_existing(col, _selected_keys(col, op.selector), update)
 
 
+@applies(ops.OverwritePayload)
 def _overwrite_payload(state: State, col: Collection, op: ops.OverwritePayload, offset: int) -> None:
     def update(point: Point) -> None:
         col.set_payload(point, clone_json(op.payload))
@@ -156,6 +179,7 @@ def _overwrite_payload(state: State, col: Collection, op: ops.OverwritePayload, 
     _for_each_existing(col, _selected_keys(col, op.selector), update)
 
 
+@applies(ops.DeletePayload)
 def _delete_payload(state: State, col: Collection, op: ops.DeletePayload, offset: int) -> None:
     def update(point: Point) -> None:
         payload = clone_json(point.payload)
@@ -167,6 +191,7 @@ def _delete_payload(state: State, col: Collection, op: ops.DeletePayload, offset
     _for_each_existing(col, _selected_keys(col, op.selector), update)
 
 
+@applies(ops.ClearPayload)
 def _clear_payload(state: State, col: Collection, op: ops.ClearPayload, offset: int) -> None:
     def update(point: Point) -> None:
         col.set_payload(point, {})
@@ -175,6 +200,7 @@ def _clear_payload(state: State, col: Collection, op: ops.ClearPayload, offset: 
     _for_each_existing(col, _selected_keys(col, op.selector), update)
 
 
+@applies(ops.DeletePoints)
 def _delete_points(state: State, col: Collection, op: ops.DeletePoints, offset: int) -> None:
     for key in _selected_keys(col, op.selector):
         if key in col.points:
@@ -182,25 +208,13 @@ def _delete_points(state: State, col: Collection, op: ops.DeletePoints, offset: 
             state.delete_point(col, key)
 
 
+@applies(ops.Batch)
 def _batch(state: State, col: Collection, op: ops.Batch, offset: int) -> None:
     # Stops at the first error; what ran before it stays applied, as in Qdrant.
     for inner in op.operations:
-        _APPLY[type(inner)](state, col, inner, offset)
+        _APPLY[type(inner)](state, col.name, inner, offset)
 
 
 def _touch(state: State, col: Collection, point: Point, offset: int) -> None:
     point.version = offset
     state.put_point(col, point)
-
-
-_APPLY = {
-    ops.Upsert: _upsert,
-    ops.UpdateVectors: _update_vectors,
-    ops.DeleteVectors: _delete_vectors,
-    ops.SetPayload: _set_payload,
-    ops.OverwritePayload: _overwrite_payload,
-    ops.DeletePayload: _delete_payload,
-    ops.ClearPayload: _clear_payload,
-    ops.DeletePoints: _delete_points,
-    ops.Batch: _batch,
-}

@@ -52,8 +52,3 @@ def decode_id(key: bytes) -> PointId:
     if key[:1] == _INT_TAG:
         return int.from_bytes(key[1:9], "big")
     return str(uuid.UUID(bytes=bytes(key[1:17])))
-
-
-def key_of(value) -> bytes:
-    """Parse an id from JSON and return its key in one step."""
-    return encode_id(parse_id(value))

@@ -135,13 +135,6 @@ def retrieve(col: Collection, ids: list, shape: Shape) -> list:
     return out
 
 
-def matching(col: Collection, raw_filter) -> list:
-    """Points matching a raw filter, in scroll order."""
-    flt = compile_filter(raw_filter)
-    keys = col.order if flt is None else matching_keys(col, flt)
-    return [col.points[key] for key in keys]
-
-
 def matching_keys(col: Collection, flt: Filter) -> list:
     """Keys of the points matching a compiled filter, in scroll order. The payload
     index narrows the points the filter is evaluated on (storage/filters/payload_index.py)."""

@@ -16,7 +16,6 @@ everything with the new applied offsets for ONE atomic commit. Then:
 import logging
 from dataclasses import dataclass, field
 
-from storage import operations as ops
 from storage.apply import apply
 from storage.errors import BadRequest, QdrantError
 from storage.state import State
@@ -112,7 +111,7 @@ class Applier:
             log.exception("applying offset %s:%s failed", rec.partition, rec.offset)
             self._dead(rec, result, BadRequest(f"internal error while applying: {type(exc).__name__}: {exc}"))
             return
-        result.points += points_written(command.op)
+        result.points += command.op.points_written()
 
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:
         if not failure_recorded:
@@ -125,10 +124,3 @@ class Applier:
         if result.offsets:
             self.state.commit(self.topic, result.offsets)
 
-
-def points_written(op: ops.Operation) -> int:
-    if isinstance(op, (ops.Upsert, ops.UpdateVectors)):
-        return len(op.points)
-    if isinstance(op, ops.Batch):
-        return sum(points_written(inner) for inner in op.operations)
-    return 0

@@ -1,14 +1,16 @@
 """Writing operations to the log without going through HTTP.
 
     async with LogProducer("127.0.0.1:9092", "pointlog.ops") as wal:
-        await wal.create_collection("items", {"vectors": {"size": 4, "distance": "Dot"}})
-        partition, offset = await wal.upsert("items", {"points": [{"id": 1, "vector": [1, 2, 3, 4]}]})
+        await wal.send("items", "create_collection", {"vectors": {"size": 4, "distance": "Dot"}})
+        partition, offset = await wal.send("items", "upsert", {"points": [{"id": 1, "vector": [1, 2, 3, 4]}]})
         await wal.send_many(commands)  # pipelined, order kept
 
-Bodies are the Qdrant request bodies and go through the same operation classes as
-an HTTP request, so a body the API would reject (400/422) raises the same error
-here and nothing is published; what is published is byte for byte what the API
-publishes (``streams.codec.encode``). A producer has no node, so it only knows the
+``send(collection, kind, body)`` takes any kind of ``storage.operations.KINDS``.
+
+Bodies are WAL values without ``op`` (the Qdrant request bodies): they are read by
+the WAL codec (``streams.codec.from_wire``), so a body the applier would dead-letter
+raises here and nothing is published; what is published is byte for byte what the
+API publishes (``streams.codec.encode``). A producer has no node, so it only knows the
 vector sizes of collections it created itself and checks those as the API does;
 anything else wrong is found by the applier, which dead-letters the record.
 
@@ -24,10 +26,11 @@ import orjson
 
 from storage import operations as ops
 from storage.errors import BadRequest, QdrantError, Unavailable
-from streams.applier import points_written
+from streams.codec import from_wire
 from streams.producer import Producer
+from streams.settings import Settings
 
-DEFAULT_TOPIC = "pointlog.ops"
+DEFAULT_TOPIC = Settings.model_fields["topic"].default
 WINDOW = 2000  # records in flight before waiting for the oldest acknowledgement
 
 
@@ -35,8 +38,7 @@ def command(collection: str, op: str, body: dict | None = None) -> ops.Command:
     """Build and validate an operation from a Qdrant-style body."""
     if not isinstance(collection, str) or not collection:
         raise BadRequest("Format error: `collection` must be a non-empty string")
-    value = {"op": op, **(body or {})}
-    return ops.Command(collection, ops.from_wire(value))
+    return ops.Command(collection, from_wire({**(body or {}), "op": op}))
 
 
 def command_from_json(obj) -> ops.Command:
@@ -130,41 +132,6 @@ class LogProducer:
                 fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         return acks
 
-    # Qdrant-shaped helpers, one per operation kind.
-
-    async def create_collection(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "create_collection", body)
-
-    async def delete_collection(self, name: str) -> tuple:
-        return await self.send(name, "delete_collection")
-
-    async def upsert(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "upsert", body)
-
-    async def delete(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "delete", body)
-
-    async def update_vectors(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "update_vectors", body)
-
-    async def delete_vectors(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "delete_vectors", body)
-
-    async def set_payload(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "set_payload", body)
-
-    async def overwrite_payload(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "overwrite_payload", body)
-
-    async def delete_payload(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "delete_payload", body)
-
-    async def clear_payload(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "clear_payload", body)
-
-    async def batch(self, name: str, body: dict) -> tuple:
-        return await self.send(name, "batch", body)
-
 
 # ---- JSON Lines files -------------------------------------------------------------------
 
@@ -207,7 +174,7 @@ async def produce_file(path: str, bootstrap: str, topic: str = DEFAULT_TOPIC, pr
     total = points = 0
     for cmd in read_jsonl(path):
         total += 1
-        points += points_written(cmd.op)
+        points += cmd.op.points_written()
     began = time.perf_counter()
     async with LogProducer(bootstrap, topic) as wal:
         acks = await wal.send_many(read_jsonl(path), on_ack=(lambda n: progress(n, total)) if progress else None)

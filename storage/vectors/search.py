@@ -30,7 +30,7 @@ from storage.errors import BadRequest, NotFound
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams
-from storage.operations import parse_vector
+from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit
 from storage.vectors.store import VectorStore, normalize

@@ -24,6 +24,7 @@ import httpx
 import numpy as np
 import orjson
 
+from api.rest.bodies import parse
 from storage import operations as ops
 from storage.apply import apply
 from storage.state import State
@@ -67,7 +68,7 @@ def run_queries(col, queries: np.ndarray, **extra) -> tuple:
 
 def load_state(path: str, data: np.ndarray, distance: str, batch: int = 1000) -> tuple:
     state = State(path)
-    apply(state, ops.Command("bench", ops.CreateCollection.from_body(
+    apply(state, ops.Command("bench", parse(ops.CreateCollection, 
         {"vectors": {"size": data.shape[1], "distance": distance}})), 0)
     state.commit("bench", {0: 0})
     offset = 1
@@ -75,7 +76,7 @@ def load_state(path: str, data: np.ndarray, distance: str, batch: int = 1000) ->
     for start in range(0, len(data), batch):
         points = [{"id": i, "vector": data[i].astype("<f4").tobytes(), "payload": {"g": i % 10}}
                   for i in range(start, min(start + batch, len(data)))]
-        apply(state, ops.Command("bench", ops.Upsert.from_body({"points": points})), offset)
+        apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
         state.commit("bench", {0: offset})
         offset += 1
         if (start // batch) % 20 == 0:
@@ -143,7 +144,7 @@ def in_process(args, data: np.ndarray, queries: np.ndarray, tmp: str) -> None:
     for start in range(0, len(extra), 1000):
         points = [{"id": base + i, "vector": extra[i].astype("<f4").tobytes()}
                   for i in range(start, min(start + 1000, len(extra)))]
-        apply(state, ops.Command("bench", ops.Upsert.from_body({"points": points})), offset)
+        apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
         state.commit("bench", {0: offset})
         offset += 1
     truth, _ = run_queries(col, queries, params={"exact": True})

@@ -119,12 +119,19 @@ def test_kill_mid_ingest_yields_the_same_points(servers, topic):
     t = threading.Thread(target=ingest)
     t.start()
     time.sleep(1.0)
+    acked_before_kill = len(acked)
     node.kill()
     time.sleep(0.3)
     node.start()
-    time.sleep(1.0)
+    acked_at_restart = len(acked)
+    deadline = time.monotonic() + 15
+    while len(acked) <= acked_at_restart and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     t.join()
+    # Without these the test could pass having written nothing at all.
+    assert acked_before_kill > 0, "no write was acknowledged before the kill"
+    assert len(acked) > acked_at_restart, "no write was acknowledged after the restart"
     # A barrier: once this completes, everything published before it is applied.
     c = client(node)
     c.upsert("crash", points=[models.PointStruct(id=10**9, vector=[0.0] * 8)], wait=True)

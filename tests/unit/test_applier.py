@@ -9,13 +9,13 @@ from storage import operations as ops
 from storage.digest import digest, digest_dir
 from storage.state import State
 from streams.applier import Applier, Record
-from streams.codec import encode
+from streams.codec import encode, from_wire
 
 TOPIC = "pointlog.ops"
 
 
 def rec(offset: int, collection: str, op: str, partition: int = 0, binary: bool = True, **body) -> Record:
-    key, value, headers = encode(ops.Command(collection, ops.from_wire({"op": op, **body})), binary)
+    key, value, headers = encode(ops.Command(collection, from_wire({"op": op, **body})), binary)
     return Record(partition, offset, key, value, headers)
 
 

@@ -1,7 +1,7 @@
 """``storage.apply.apply`` on its own: every operation kind, its errors, point versions,
 and determinism, against a real RocksDB-backed ``State`` in a temp dir (no broker).
 
-Commands are built the way the API and the WAL codec build them (``from_body``), so
+Commands are built the way the REST API builds them (``api.rest.bodies.parse``), so
 these are the semantics a request or a hand-written record gets.
 """
 import random
@@ -10,6 +10,7 @@ import uuid
 import numpy as np
 import pytest
 
+from api.rest.bodies import parse
 from storage import operations as ops
 from storage.apply import apply
 from storage.digest import digest
@@ -24,7 +25,7 @@ U2 = "936da01f-9abd-4d9d-80c7-02af85c822a8"
 
 
 def cmd(collection: str, kind: str, **body) -> ops.Command:
-    return ops.Command(collection, ops.KINDS[kind].from_body(body))
+    return ops.Command(collection, parse(ops.KINDS[kind], body))
 
 
 class Log:

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from api.rest.bodies import parse
 from storage import operations as ops
 from storage.vectors.annoy_index import IndexParams, index_status
 from storage.vectors.search import SearchRequest, search
@@ -26,7 +27,7 @@ def clustered(rng, n: int, dim: int = DIM, clusters: int = 20) -> np.ndarray:
 def upsert(log: StateLog, ids, vectors, payloads=None, collection: str = "c") -> None:
     points = [{"id": int(i), "vector": v.tolist(), "payload": (payloads[k] if payloads else {})}
               for k, (i, v) in enumerate(zip(ids, vectors))]
-    log.do(ops.Upsert.from_body({"points": points}), collection)
+    log.do(parse(ops.Upsert, {"points": points}), collection)
 
 
 def query(col, vector, limit=10, exact=False, flt=None, ef=None, **extra) -> list:
@@ -60,7 +61,7 @@ def manager(log, tmp_path):
 
 
 def create(log: StateLog, distance: str = "Cosine", name: str = "c") -> None:
-    log.do(ops.CreateCollection.from_body({"vectors": {"size": DIM, "distance": distance}}), name)
+    log.do(parse(ops.CreateCollection, {"vectors": {"size": DIM, "distance": distance}}), name)
 
 
 @pytest.mark.parametrize("distance", ["Cosine", "Dot", "Euclid", "Manhattan"])
@@ -100,7 +101,7 @@ async def test_delta_is_exact_and_deleted_or_moved_points_never_come_back(log, m
     for i, v in enumerate(fresh):
         assert query(col, v, limit=1)[0][0] == 5000 + i
     # Deleted points are gone even though Annoy still holds them.
-    log.do(ops.DeletePoints.from_body({"points": list(range(100))}), "c")
+    log.do(parse(ops.DeletePoints, {"points": list(range(100))}), "c")
     for i in range(100):
         assert i not in {pid for pid, _ in query(col, vectors[i], limit=5)}
     # A freed slot reused by another point does not resurrect the old one.
@@ -141,7 +142,7 @@ async def test_restart_loads_the_index_and_restores_the_delta_from_versions(log,
     moved = clustered(rng, 20)
     upsert(log, range(20), moved)
     upsert(log, range(9000, 9010), clustered(rng, 10))
-    log.do(ops.DeletePoints.from_body({"points": list(range(100, 120))}), "c")
+    log.do(parse(ops.DeletePoints, {"points": list(range(100, 120))}), "c")
     manager.close()
     log.reopen()
     again = IndexManager(manager.root, log.state, manager.params)
@@ -232,10 +233,10 @@ async def test_dropped_collection_loses_its_files_and_a_recreated_one_starts_ove
 
 async def test_named_vectors_get_one_index_each(log, manager, low_threshold):
     rng = np.random.default_rng(9)
-    log.do(ops.CreateCollection.from_body({"vectors": {"a": {"size": DIM, "distance": "Dot"},
+    log.do(parse(ops.CreateCollection, {"vectors": {"a": {"size": DIM, "distance": "Dot"},
                                                             "b": {"size": 4, "distance": "Manhattan"}}}), "c")
     a, b = clustered(rng, 300), clustered(rng, 300, dim=4)
-    log.do(ops.Upsert.from_body({"points": [
+    log.do(parse(ops.Upsert, {"points": [
         {"id": i, "vector": {"a": a[i].tolist(), **({"b": b[i].tolist()} if i % 2 else {})}} for i in range(300)]}), "c")
     assert await manager.maintain() == 2
     col = log.col()

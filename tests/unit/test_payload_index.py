@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from api.rest.bodies import parse
 from storage import operations as ops
 from storage.filters import payload_index
 from storage.errors import QdrantError
@@ -23,7 +24,7 @@ from tests.unit.statelog import StateLog
 @pytest.fixture
 def log(tmp_path):
     lg = StateLog(str(tmp_path / "state"))
-    lg.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
+    lg.do(parse(ops.CreateCollection, {"vectors": {"size": 2, "distance": "Dot"}}))
     yield lg
     lg.state.close()
 
@@ -57,7 +58,7 @@ def ids(*numbers) -> set:
 
 
 def upsert(log: StateLog, points: dict) -> None:
-    log.do(ops.Upsert.from_body({"points": [{"id": i, "vector": [1.0, 0.0], "payload": p}
+    log.do(parse(ops.Upsert, {"points": [{"id": i, "vector": [1.0, 0.0], "payload": p}
                                             for i, p in points.items()]}))
 
 
@@ -84,9 +85,9 @@ def test_upsert_overwrite_and_delete_points(log):
     assert keys_with(col, "color", "blue") == set()
     assert keys_with(col, "color", 7) == set()
     assert_consistent(col)
-    log.do(ops.DeletePoints.from_body({"points": [1, 99]}))
+    log.do(parse(ops.DeletePoints, {"points": [1, 99]}))
     assert keys_with(col, "color", "red") == ids(4)
-    log.do(ops.DeletePoints.from_body({"filter": {"must": [{"key": "color", "match": {"any": ["green"]}}]}}))
+    log.do(parse(ops.DeletePoints, {"filter": {"must": [{"key": "color", "match": {"any": ["green"]}}]}}))
     assert keys_with(col, "color", "green") == set()
     assert set(col.points) == ids(3, 4)
     assert_consistent(col)
@@ -98,19 +99,19 @@ def test_payload_updates_by_id_and_by_filter(log):
     for path, value in (("n", 0), ("tag", "a"), ("obj.k", "x")):
         keys_with(col, path, value)  # index these paths before the writes
     by_filter = {"must": [{"key": "n", "match": {"value": 0}}]}
-    log.do(ops.SetPayload.from_body({"payload": {"tag": "b"}, "filter": by_filter}))
+    log.do(parse(ops.SetPayload, {"payload": {"tag": "b"}, "filter": by_filter}))
     assert keys_with(col, "tag", "b") == ids(0, 3, 6)
-    log.do(ops.SetPayload.from_body({"payload": {"k": "y"}, "key": "obj", "points": [1, 2]}))
+    log.do(parse(ops.SetPayload, {"payload": {"k": "y"}, "key": "obj", "points": [1, 2]}))
     assert keys_with(col, "obj.k", "y") == ids(1, 2)
     assert keys_with(col, "obj.k", "x") == ids(0, 3, 4, 5, 6, 7, 8)
-    log.do(ops.SetPayload.from_body({"payload": {"n": None}, "points": [4]}))  # null deletes the key
+    log.do(parse(ops.SetPayload, {"payload": {"n": None}, "points": [4]}))  # null deletes the key
     assert encode_id(4) not in keys_with(col, "n", 1)
-    log.do(ops.OverwritePayload.from_body({"payload": {"n": 0}, "points": [5]}))
+    log.do(parse(ops.OverwritePayload, {"payload": {"n": 0}, "points": [5]}))
     assert keys_with(col, "n", 0) == ids(0, 3, 5, 6)
     assert keys_with(col, "tag", "a") == ids(1, 2, 4, 7, 8)
-    log.do(ops.DeletePayload.from_body({"keys": ["tag", "obj.k"], "points": [7]}))
+    log.do(parse(ops.DeletePayload, {"keys": ["tag", "obj.k"], "points": [7]}))
     assert keys_with(col, "tag", "a") == ids(1, 2, 4, 8)
-    log.do(ops.ClearPayload.from_body({"filter": {"must": [{"key": "tag", "match": {"value": "b"}}]}}))
+    log.do(parse(ops.ClearPayload, {"filter": {"must": [{"key": "tag", "match": {"value": "b"}}]}}))
     assert keys_with(col, "tag", "b") == set()
     assert keys_with(col, "n", 0) == ids(5)
     assert_consistent(col)
@@ -120,10 +121,10 @@ def test_equal_but_differently_typed_values_are_reindexed(log):
     upsert(log, {1: {"k": True, "n": [1]}})
     col = log.col()
     assert keys_with(col, "k", True) == ids(1) and keys_with(col, "n", 1) == ids(1)
-    log.do(ops.OverwritePayload.from_body({"payload": {"k": 1, "n": [True]}, "points": [1]}))  # == but not same
+    log.do(parse(ops.OverwritePayload, {"payload": {"k": 1, "n": [True]}, "points": [1]}))  # == but not same
     assert keys_with(col, "k", True) == set() and keys_with(col, "k", 1) == ids(1)
     assert keys_with(col, "n", 1) == set() and keys_with(col, "n", True) == ids(1)
-    log.do(ops.SetPayload.from_body({"payload": {"other": 2}, "points": [1]}))  # k and n untouched
+    log.do(parse(ops.SetPayload, {"payload": {"other": 2}, "points": [1]}))  # k and n untouched
     assert keys_with(col, "k", 1) == ids(1) and keys_with(col, "n", True) == ids(1)
     assert_consistent(col)
 
@@ -133,10 +134,10 @@ def test_changes_before_a_failing_operation_are_indexed(log):
     col = log.col()
     keys_with(col, "k", "a")
     with pytest.raises(QdrantError):  # point 3 is missing: 1 and 2 are updated, then 404
-        log.do(ops.SetPayload.from_body({"payload": {"k": "b"}, "points": [1, 3, 2]}))
+        log.do(parse(ops.SetPayload, {"payload": {"k": "b"}, "points": [1, 3, 2]}))
     assert keys_with(col, "k", "b") == ids(1, 2)
     with pytest.raises(QdrantError):  # a batch stops at its first error; what ran stays
-        log.do(ops.Batch.from_body({"operations": [
+        log.do(parse(ops.Batch, {"operations": [
             {"overwrite_payload": {"payload": {"k": "c"}, "points": [1]}},
             {"clear_payload": {"points": [42]}},
             {"overwrite_payload": {"payload": {"k": "c"}, "points": [2]}}]}))
@@ -148,7 +149,7 @@ def test_collection_delete_and_recreate_starts_empty(log):
     upsert(log, {1: {"k": "a"}})
     assert keys_with(log.col(), "k", "a") == ids(1)
     log.do(ops.DeleteCollection())
-    log.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
+    log.do(parse(ops.CreateCollection, {"vectors": {"size": 2, "distance": "Dot"}}))
     assert log.col().payload_index.paths() == []
     assert keys_with(log.col(), "k", "a") == set()
     upsert(log, {2: {"k": "a"}})
@@ -162,9 +163,9 @@ def test_one_point_postings_are_plain_keys(log):
     assert index.postings == {(str, "a"): encode_id(1)}
     upsert(log, {2: {"k": "a"}})
     assert index.postings == {(str, "a"): ids(1, 2)}
-    log.do(ops.DeletePoints.from_body({"points": [1]}))
+    log.do(parse(ops.DeletePoints, {"points": [1]}))
     assert index.postings == {(str, "a"): encode_id(2)}
-    log.do(ops.ClearPayload.from_body({"points": [2]}))
+    log.do(parse(ops.ClearPayload, {"points": [2]}))
     assert index.postings == {}
 
 
@@ -220,24 +221,24 @@ def _random_op(rng: random.Random):
     kind = rng.choice(["upsert", "upsert", "set", "set_key", "overwrite", "delete_payload", "clear", "delete",
                        "batch"])
     if kind == "upsert":
-        return ops.Upsert.from_body({"points": [{"id": rng.randrange(40), "vector": [1.0, 2.0],
+        return parse(ops.Upsert, {"points": [{"id": rng.randrange(40), "vector": [1.0, 2.0],
                                                  "payload": _random_payload(rng)}
                                                 for _ in range(rng.randint(1, 6))]})
     if kind == "set":
-        return ops.SetPayload.from_body({"payload": _random_payload(rng), **_random_selector(rng)})
+        return parse(ops.SetPayload, {"payload": _random_payload(rng), **_random_selector(rng)})
     if kind == "set_key":
-        return ops.SetPayload.from_body({"payload": {"k": _random_value(rng)}, "key": "obj",
+        return parse(ops.SetPayload, {"payload": {"k": _random_value(rng)}, "key": "obj",
                                          **_random_selector(rng)})
     if kind == "overwrite":
-        return ops.OverwritePayload.from_body({"payload": _random_payload(rng), **_random_selector(rng)})
+        return parse(ops.OverwritePayload, {"payload": _random_payload(rng), **_random_selector(rng)})
     if kind == "delete_payload":
-        return ops.DeletePayload.from_body({"keys": rng.sample(["k", "obj.k", "tags", "n"], 2),
+        return parse(ops.DeletePayload, {"keys": rng.sample(["k", "obj.k", "tags", "n"], 2),
                                             **_random_selector(rng)})
     if kind == "clear":
-        return ops.ClearPayload.from_body(_random_selector(rng))
+        return parse(ops.ClearPayload, _random_selector(rng))
     if kind == "delete":
-        return ops.DeletePoints.from_body(_random_selector(rng))
-    return ops.Batch.from_body({"operations": [
+        return parse(ops.DeletePoints, _random_selector(rng))
+    return parse(ops.Batch, {"operations": [
         {"overwrite_payload": {"payload": _random_payload(rng), **_random_selector(rng)}},
         {"delete": _random_selector(rng)}]})
 
@@ -265,7 +266,7 @@ def test_index_is_deterministic_across_replays_and_restarts(tmp_path):
     replicas = []
     for name, restart in (("one", False), ("two", True)):
         lg = StateLog(str(tmp_path / name))
-        lg.do(ops.CreateCollection.from_body({"vectors": {"size": 2, "distance": "Dot"}}))
+        lg.do(parse(ops.CreateCollection, {"vectors": {"size": 2, "distance": "Dot"}}))
         _run_random_log(lg, 99, 100, check_every_step=False)
         if restart:
             lg.reopen()

@@ -4,8 +4,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Match
 
-from api.responses import JSON
-from api.routes import ROUTES
+from api.rest.responses import JSON
+from api.rest.routes import ROUTES
 from streams.node import Node
 
 

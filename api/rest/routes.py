@@ -10,15 +10,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from api.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
+from api import service
+from api.rest import bodies
+from api.rest.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
 from storage import reads
-from storage.apply import collection_not_found
 from storage.collection import Collection
-from storage.errors import BadRequest, Conflict, NotFound, QdrantError, Unprocessable
+from storage.errors import BadRequest, NotFound, QdrantError
 from storage.ids import encode_id, parse_id
-from storage.vectors.annoy_index import index_status
-from storage.paths import compile_getter, parse_path
 from storage.vectors.search import SearchRequest, search
 from streams.node import Node
 
@@ -41,11 +40,7 @@ def handler(fn):
 
 
 def _collection(request: Request, node: Node) -> Collection:
-    name = request.path_params["collection"]
-    col = node.state.collections.get(name)
-    if col is None:
-        raise collection_not_found(name)
-    return col
+    return service.collection(node, request.path_params["collection"])
 
 
 # ---- service and collections --------------------------------------------------
@@ -89,88 +84,20 @@ async def collection_exists(request: Request, node: Node):
 
 @handler
 async def get_collection(request: Request, node: Node):
-    return collection_info(_collection(request, node))
-
-
-def collection_info(col: Collection) -> dict:
-    extra = col.config.extra
-    hnsw = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0,
-            "on_disk": False, **(extra.get("hnsw_config") or {})}
-    optimizer = {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000, "default_segment_number": 0,
-                 "max_segment_size": None, "memmap_threshold": None, "indexing_threshold": 10000,
-                 "flush_interval_sec": 5, "max_optimization_threads": None,
-                 **(extra.get("optimizers_config") or {})}
-    indexed, building = index_status(col)
-    return {
-        "status": "yellow" if building else "green",
-        "optimizer_status": "ok",
-        "indexed_vectors_count": indexed,
-        "points_count": len(col),
-        "segments_count": 1,
-        "config": {
-            "params": {"vectors": col.config.vectors_json(), "shard_number": extra.get("shard_number", 1),
-                       "replication_factor": extra.get("replication_factor", 1),
-                       "write_consistency_factor": extra.get("write_consistency_factor", 1),
-                       "on_disk_payload": extra.get("on_disk_payload", True)},
-            "hnsw_config": hnsw,
-            "optimizer_config": optimizer,
-            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
-            "quantization_config": None,
-        },
-        "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
-    }
-
-
-def _field_info(col: Collection, field: str, schema) -> dict:
-    """PayloadIndexInfo: the declared type and how many points hold a value there."""
-    getter = compile_getter(parse_path(field))
-    info = {"data_type": ops.field_type(schema),
-            "points": sum(1 for p in col.points.values() if any(v is not None for v in getter(p.payload)))}
-    if isinstance(schema, dict) and len(schema) > 1:
-        info["params"] = schema
-    return info
-
-
-# Characters Qdrant refuses in a collection name (they are unsafe in file names).
-_FORBIDDEN_IN_NAMES = '<>:"/\\|?*\0\x1f'
-
-
-def _check_new_name(name: str) -> None:
-    if not 1 <= len(name) <= 255:
-        raise Unprocessable(f"Validation error in path parameters: [name: value {name} invalid, "
-                            "must be from 1 to 255 characters]")
-    for char in _FORBIDDEN_IN_NAMES:
-        if char in name:
-            raise Unprocessable(f"Validation error in path parameters: [name: collection name cannot contain "
-                                f"\"{char}\" char]")
+    return service.collection_info(_collection(request, node))
 
 
 @handler
 async def create_collection(request: Request, node: Node):
-    name = request.path_params["collection"]
-    op = ops.CreateCollection.from_body(await json_body(request))
+    op = bodies.parse(ops.CreateCollection, await json_body(request))
     ordering_param(request)
-    timeout_param(request)
-    _check_new_name(name)
-    if name in node.state.collections:
-        raise Conflict(f"Wrong input: Collection `{name}` already exists!")
-    await _submit_checked(request, node, ops.Command(name, op), force_wait=True)
-    return True
+    return await service.create_collection(node, request.path_params["collection"], op, timeout_param(request))
 
 
 @handler
 async def delete_collection(request: Request, node: Node):
-    name = request.path_params["collection"]
-    if name not in node.state.collections:
-        return False
-    await _submit_checked(request, node, ops.Command(name, ops.DeleteCollection()), force_wait=True)
-    return True
-
-
-async def _submit_checked(request: Request, node: Node, command: ops.Command, force_wait: bool = False):
-    wait = True if force_wait else bool_param(request, "wait")
     ordering_param(request)
-    return await node.submit(command, wait, timeout_param(request))
+    return await service.delete_collection(node, request.path_params["collection"], timeout_param(request))
 
 
 # ---- point writes --------------------------------------------------------------
@@ -178,12 +105,11 @@ async def _submit_checked(request: Request, node: Node, command: ops.Command, fo
 async def _parse_write(request: Request, node: Node, op_class, body=None):
     """Checks in Qdrant's order: the body, the query string, the collection, then
     what needs the collection's config. Nothing is published unless all pass."""
-    op = op_class.from_body(await json_body(request) if body is None else body)
+    op = bodies.parse(op_class, await json_body(request) if body is None else body)
     wait = bool_param(request, "wait")
     timeout = timeout_param(request)
     ordering_param(request)
-    col = _collection(request, node)
-    op.validate_against(col.config)
+    col = service.check_write(node, request.path_params["collection"], op)
     return col, op, wait, timeout
 
 
@@ -191,7 +117,7 @@ def write_handler(op_class):
     @handler
     async def write(request: Request, node: Node):
         col, op, wait, timeout = await _parse_write(request, node, op_class)
-        return await node.submit(ops.Command(col.name, op), wait, timeout)
+        return await service.submit(node, col.name, op, wait, timeout)
     write.__name__ = f"write_{op_class.kind}"
     return write
 
@@ -199,7 +125,7 @@ def write_handler(op_class):
 @handler
 async def batch_update(request: Request, node: Node):
     col, op, wait, timeout = await _parse_write(request, node, ops.Batch)
-    result = await node.submit(ops.Command(col.name, op), wait, timeout)
+    result = await service.submit(node, col.name, op, wait, timeout)
     return [result for _ in op.operations]
 
 
@@ -207,7 +133,7 @@ async def batch_update(request: Request, node: Node):
 async def delete_field_index(request: Request, node: Node):
     body = {"field_name": request.path_params["field_name"]}  # the path is the whole request
     col, op, wait, timeout = await _parse_write(request, node, ops.DeleteFieldIndex, body)
-    return await node.submit(ops.Command(col.name, op), wait, timeout)
+    return await service.submit(node, col.name, op, wait, timeout)
 
 
 # ---- point reads ---------------------------------------------------------------
@@ -307,7 +233,7 @@ async def _read_body(request: Request, required: bool = True) -> dict:
 def _object(value) -> dict:
     if not isinstance(value, dict):
         raise BadRequest("Format error in JSON body: expected a JSON object")
-    ops.reject_shard_key(value)
+    bodies.reject_shard_key(value)
     return value
 
 
