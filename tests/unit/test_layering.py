@@ -52,3 +52,4 @@ def test_only_the_settings_module_reads_the_environment():
     readers = [str(p.relative_to(ROOT)) for pkg in ("api", "streams", "storage") for p in _modules(pkg)
                if _reads_environment(ast.parse(p.read_text()))]
     assert readers == [], readers
+
