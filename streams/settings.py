@@ -8,6 +8,7 @@ table lists the same fields.
 """
 import argparse
 import os
+from functools import cached_property
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,7 +59,7 @@ class Settings(BaseSettings):
     def index_dir(self) -> str:
         return os.path.join(self.data_dir, INDEX_DIR)
 
-    @property
+    @cached_property
     def index(self) -> IndexParams:
         return IndexParams(threshold=self.index_threshold, delta=self.index_delta, interval=self.index_interval,
                            trees=self.index_trees, build_threads=self.index_build_threads, ef=self.index_ef)
