@@ -5,9 +5,11 @@ collection, check the operation against it, publish it, answer. REST
 from storage import operations as ops
 from storage.apply import collection_not_found
 from storage.collection import Collection
-from storage.errors import Conflict, Unprocessable
+from storage.errors import BadRequest, Conflict, Unprocessable
 from storage.paths import compile_getter, parse_path
 from storage.vectors.annoy_index import index_status
+from storage.vectors.search import SearchRequest, vector_of
+from storage.vectors.search import search as vector_search
 from streams.node import Node
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
@@ -15,6 +17,8 @@ _FORBIDDEN_IN_NAMES = '<>:"/\\|?*\0\x1f'
 
 
 def collection(node: Node, name: str) -> Collection:
+    if len(name) > 255:  # Qdrant validates the path before looking: 422, not 404
+        check_new_name(name)
     col = node.state.collections.get(name)
     if col is None:
         raise collection_not_found(name)
@@ -56,6 +60,34 @@ def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
 async def submit(node: Node, name: str, op: ops.Operation, wait: bool, timeout: float | None) -> dict:
     """An UpdateResult: ``operation_id`` (the record's offset) and ``status``."""
     return await node.submit(ops.Command(name, op), wait, timeout)
+
+
+def search(node: Node, col: Collection, req: SearchRequest) -> list:
+    """Nearest neighbours (or a listing, for a query without one). A point id whose
+    vector lives in another collection (``lookup_from``) is resolved here, because
+    storage searches one collection at a time."""
+    if req.lookup_from is not None:
+        name, vector = req.lookup_from
+        source = collection(node, name)
+        if req.point_id is not None:
+            req.vector = vector_of(source, req.point_id, vector or req.using)
+            # Only an id of the searched collection itself is left out of the answer.
+            req.exclude_id = req.point_id if source is col else None
+            req.point_id = None
+    return vector_search(col, req, node.settings.index)
+
+
+def order_by_refusal(col: Collection, key: str) -> BadRequest:
+    """Scroll ``order_by``: Qdrant's own error where it would give one (no range
+    index on the key); pointlog's own where Qdrant would answer."""
+    schema = col.payload_schema.get(key)
+    kind = ops.field_type(schema)
+    ranged = kind in ("integer", "float", "datetime") and not (isinstance(schema, dict) and
+                                                                schema.get("range") is False)
+    if ranged:
+        return BadRequest("Bad request: `order_by` is not supported by pointlog yet")
+    return BadRequest("Bad request: No range index for `order_by` key found. "
+                      "Please create one to use `order_by`.")
 
 
 def collection_info(col: Collection) -> dict:

@@ -33,6 +33,7 @@ class CollectionConfig:
         if body.get("sharding_method") not in (None, "auto"):
             raise BadRequest("Bad request: custom sharding is not supported by pointlog: every collection "
                              "has a single shard")
+        _check_settings(body)
         raw = body.get("vectors")
         if raw is None:
             # Qdrant allows collections without dense vectors (sparse only); we
@@ -93,6 +94,37 @@ def _params(raw, where: str) -> VectorParams:
         if raw[key] not in (None, "float32"):
             raise BadRequest(f"Bad request: {where}.{key} is not supported by pointlog")
     return VectorParams(size, distance)
+
+
+# Create-time fields pointlog does not implement yet: refused rather than ignored.
+_NOT_YET = ("init_from", "strict_mode_config", "metadata")
+_COUNTS = ("shard_number", "replication_factor", "write_consistency_factor")
+
+
+def _check_settings(body: dict) -> None:
+    for name in _NOT_YET:
+        if body.get(name) is not None:
+            raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
+    for name in _COUNTS:
+        _count(body.get(name), name, 1)
+    hnsw = body.get("hnsw_config")
+    if hnsw is not None:
+        if not isinstance(hnsw, dict):
+            raise BadRequest("Format error in JSON body: hnsw_config must be an object")
+        _count(hnsw.get("ef_construct"), "hnsw_config.ef_construct", 4)
+
+
+def _count(value, where: str, minimum: int) -> None:
+    """A u32 setting: negative is a format error (serde), below ``minimum`` a validation one."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"Format error in JSON body: {where}: invalid type, expected u32")
+    if value < 0 or value > 2**32 - 1:
+        raise BadRequest(f"Format error in JSON body: {where}: invalid value: integer `{value}`, expected u32")
+    if value < minimum:
+        raise Unprocessable(f"Validation error in JSON body: [{where}: value {value} invalid, "
+                            f"must be {minimum} or larger]")
 
 
 _KEPT = ("hnsw_config", "optimizers_config", "wal_config", "quantization_config",

@@ -133,6 +133,11 @@ class CreateFieldIndex(Operation):
         if kind not in FIELD_TYPES:
             raise BadRequest(f"Format error in JSON body: field_schema: unknown variant `{kind}`, "
                              f"expected one of {', '.join(f'`{t}`' for t in FIELD_TYPES)}")
+        schema = self.field_schema
+        if kind == "integer" and isinstance(schema, dict) and schema.get("lookup") is False \
+                and schema.get("range") is False:
+            raise Unprocessable("Validation error in JSON body: [field_schema: the 'lookup' and 'range' "
+                                "capabilities can't be both disabled]")
 
 
 @operation("delete_field_index")

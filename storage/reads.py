@@ -18,6 +18,13 @@ class Shape:
         self.payload = _payload_selector(with_payload)
         self.vector = _vector_selector(with_vector)
 
+    def check(self, col: Collection) -> None:
+        """Vector names that the collection lacks are an error, as in Qdrant."""
+        if isinstance(self.vector, set):
+            for name in sorted(self.vector):
+                if name not in col.config.vectors:
+                    raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+
     def record(self, col: Collection, point: Point) -> dict:
         out = {"id": point.id}
         if self.payload is not None:
@@ -127,6 +134,7 @@ def _vector_output(col: Collection, key: bytes, selection):
 
 
 def retrieve(col: Collection, ids: list, shape: Shape) -> list:
+    shape.check(col)
     out = []
     for pid in dict.fromkeys(parse_id(i) for i in ids):
         point = col.points.get(encode_id(pid))
@@ -159,11 +167,12 @@ def _holds(col: Collection, flt: Filter):
 
 
 def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dict:
+    shape.check(col)
     limit = _limit(limit, default=10)
     start = None if offset is None else encode_id(parse_id(offset))
     flt = compile_filter(raw_filter)
     page, next_offset = [], None
-    for key in _scroll_keys(col, flt, start, limit + 1):
+    for key in scroll_keys(col, flt, start, limit + 1):
         point = col.points[key]
         if len(page) == limit:
             next_offset = point.id
@@ -172,7 +181,7 @@ def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dic
     return {"points": page, "next_page_offset": next_offset}
 
 
-def _scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: int):
+def scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: int):
     """Keys of matching points from ``start`` on, in scroll order, lazily: the caller
     stops after ``want``."""
     keys = col.order if start is None else col.order.islice(col.order.bisect_left(start))

@@ -18,7 +18,7 @@ from storage import reads
 from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError
 from storage.ids import encode_id, parse_id
-from storage.vectors.search import SearchRequest, search
+from storage.vectors.search import SearchRequest
 from streams.node import Node
 
 VERSION = "1.20.0"
@@ -169,9 +169,9 @@ async def get_point(request: Request, node: Node):
 async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
-    if body.get("order_by") is not None:
-        raise BadRequest("Bad request: No range index for `order_by` key found. "
-                         "Please create one to use `order_by`.")
+    order_by = body.get("order_by")
+    if order_by is not None:
+        raise service.order_by_refusal(col, order_by.get("key") if isinstance(order_by, dict) else order_by)
     shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
     return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
 
@@ -202,27 +202,27 @@ def _searches(body: dict) -> list:
 @handler
 async def query_points(request: Request, node: Node):
     req = _query(await _read_body(request))
-    return {"points": search(_collection(request, node), req, node.settings.index)}
+    return {"points": service.search(node, _collection(request, node), req)}
 
 
 @handler
 async def query_batch(request: Request, node: Node):
     reqs = [_query(s) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    return [{"points": search(col, req, node.settings.index)} for req in reqs]
+    return [{"points": service.search(node, col, req)} for req in reqs]
 
 
 @handler
 async def search_points(request: Request, node: Node):
     req = SearchRequest.from_search(await _read_body(request))
-    return search(_collection(request, node), req, node.settings.index)
+    return service.search(node, _collection(request, node), req)
 
 
 @handler
 async def search_batch(request: Request, node: Node):
     reqs = [SearchRequest.from_search(_object(s)) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
-    return [search(col, req, node.settings.index) for req in reqs]
+    return [service.search(node, col, req) for req in reqs]
 
 
 async def _read_body(request: Request, required: bool = True) -> dict:

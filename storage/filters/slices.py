@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from storage.ids import PointId
-from storage.filters.json_body import check_fields, expect_object, integer, require, validation_error
+from storage.filters.json_body import check_fields, expect_object, format_error, integer, require, validation_error
 from storage.filters.matchers import Matcher
 from storage.filters.memo import first_n_memo
 
@@ -22,8 +22,8 @@ def slice_condition(raw: Any, where: str) -> Matcher:
     check_fields(raw, ("total", "index"), where)
     total = integer(require(raw, "total", where), f"{where}.total", minimum=0)
     index = integer(require(raw, "index", where), f"{where}.index", minimum=0)
-    if total < 1:
-        raise validation_error(f"{where}.total", f"value {total} invalid, must be 1 or larger")
+    if total < 1:  # a NonZeroU32 for serde: a format error, not a validation error
+        raise format_error(f"{where}.total", f"invalid value: integer `{total}`, expected a nonzero u32")
     if index >= total:
         raise validation_error(f"{where}.index", f"value {index} invalid, must be in [0;{total - 1}]")
     # the point id is None inside ``nested``: elements belong to no slice

@@ -20,19 +20,20 @@ Which points get scored (storage/vectors/annoy_index.py explains the index):
 Either way every candidate is scored by the same row-wise numpy code, so a point
 gets the same score, bit for bit, whichever path found it.
 """
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from storage.collection import Collection
 from storage.config import DEFAULT_VECTOR
-from storage.errors import BadRequest, NotFound
+from storage.errors import BadRequest, NotFound, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
-from storage.reads import Shape, _limit
+from storage.reads import Shape, _limit, scroll_keys
 from storage.vectors.store import VectorStore, normalize
 
 SMALLER_IS_BETTER = {"Euclid", "Manhattan"}
@@ -61,6 +62,15 @@ class SearchRequest:
     exact: bool
     shape: Shape
     ef: int | None = None  # params.hnsw_ef: Annoy candidates to examine
+    # ``lookup_from``: (collection, vector name or None) the query's point id refers to;
+    # the front door resolves it into ``vector`` (storage sees one collection at a time).
+    lookup_from: tuple | None = None
+    exclude_id: object | None = None  # a point never returned (the query's own, looked up by vector)
+
+    @property
+    def is_listing(self) -> bool:
+        """A query without ``query``: points in id order, as a scroll would give them."""
+        return self.vector is None and self.point_id is None
 
     @staticmethod
     def from_query(body: dict) -> "SearchRequest":
@@ -68,18 +78,22 @@ class SearchRequest:
         query = body.get("query", body.get("nearest"))
         if isinstance(query, dict):
             if "nearest" not in query:
-                raise BadRequest("Format error in JSON body: only `nearest` queries (or a vector / point id) "
-                                 "are supported")
+                kind = next(iter(query), "{}")
+                raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
+                                 "queries (by vector or point id) and queries without `query` are supported")
+            for option in query:
+                if option != "nearest":  # mmr, ...: refused, never ignored
+                    raise BadRequest(f"Bad request: `query.{option}` is not supported by pointlog")
             query = query["nearest"]
         vector, point_id = None, None
         if isinstance(query, list):
             vector = _query_vector(query)
-        elif query is None:
-            raise BadRequest("Format error in JSON body: `query` is required")
-        else:
+        elif query is not None:
             point_id = parse_id(query)
-        return SearchRequest._build(body, vector, point_id, _using(body.get("using")),
-                                    body.get("with_payload", False), body.get("with_vector", False))
+        req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
+                                   body.get("with_payload", False), body.get("with_vector", False))
+        req.lookup_from = _lookup_from(body.get("lookup_from"))
+        return req
 
     @staticmethod
     def from_search(body: dict) -> "SearchRequest":
@@ -111,9 +125,23 @@ class SearchRequest:
         ef = params.get("hnsw_ef")
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 0):
             raise BadRequest("Format error in JSON body: params.hnsw_ef must be a non-negative integer")
+        if ef == 0:
+            raise Unprocessable("Validation error in JSON body: [params.hnsw_ef: value 0 invalid, "
+                                "must be 1 or larger]")
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
                              threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
                              ef or None)
+
+
+def _lookup_from(raw) -> tuple | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("collection"), str):
+        raise BadRequest("Format error in JSON body: lookup_from: missing field `collection`")
+    vector = raw.get("vector")
+    if vector is not None and not isinstance(vector, str):
+        raise BadRequest("Format error in JSON body: lookup_from.vector must be a vector name")
+    return raw["collection"], vector
 
 
 def _using(value) -> str:
@@ -160,11 +188,16 @@ def prepare_query(store: VectorStore, query: np.ndarray) -> np.ndarray:
 
 
 def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
+    req.shape.check(col)
+    if req.is_listing:
+        return listing(col, req)
     vector_params = col.config.vectors.get(req.using)
     if vector_params is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
     store = col.vectors[req.using]
     exclude = None
+    if req.exclude_id is not None:
+        exclude = store.slot_of.get(encode_id(req.exclude_id))
     if req.point_id is not None:
         key = encode_id(req.point_id)
         if key not in col.points:
@@ -185,6 +218,32 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     plan = None if flt is None else col.payload_index.plan(flt)
     slots = candidates(col, store, query, flt, plan, exclude, req.offset + req.limit, params, req.exact, req.ef)
     return rank(col, store, req, slots, scores(store, query, slots))
+
+
+def listing(col: Collection, req: SearchRequest) -> list:
+    """A query without a query: matching points in id order, score 1 (as Qdrant's)."""
+    keys = scroll_keys(col, compile_filter(req.filter), None, req.offset + req.limit)
+    out = []
+    for key in itertools.islice(keys, req.offset, req.offset + req.limit):
+        point = col.points[key]
+        rec = req.shape.record(col, point)
+        rec["score"] = 1.0
+        rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
+def vector_of(col: Collection, pid, name: str) -> np.ndarray:
+    """A point's stored vector, for a query that names it by id (``lookup_from``)."""
+    if name not in col.config.vectors:
+        raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+    key = encode_id(pid)
+    if key not in col.points:
+        raise NotFound(f"Not found: No point with id {pid} found")
+    vec = col.vectors[name].get(key)
+    if vec is None:
+        raise BadRequest(f"Wrong input: Point {pid} has no vector `{name}`")
+    return np.array(vec)
 
 
 def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,
