@@ -10,6 +10,7 @@ from storage.state import State
 from streams.indexer import IndexManager
 from streams.node import Node
 from streams.producer import Producer
+from streams.replay import LogReader
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import build_faust_app
@@ -17,11 +18,19 @@ from streams.worker import build_faust_app
 log = logging.getLogger("pointlog")
 
 
-def serve(settings: Settings) -> None:
+async def _log_ends(settings: Settings) -> dict:
     # The topic must exist before the consumer subscribes; broker auto-create is off.
-    partitions = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
+    await ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions)
+    async with LogReader(settings.kafka_bootstrap, settings.topic) as reader:
+        return await reader.end_offsets()
+
+
+def serve(settings: Settings) -> None:
+    ends = asyncio.run(_log_ends(settings))
+    partitions = len(ends)
     state = State(settings.state_dir)
     node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms))
+    node.ready_at = ends  # /readyz: ready once the log as it was at start is applied
     for partition in range(partitions):
         node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
     # Persisted vector indexes are mmapped now, so the first search needs no rebuild.

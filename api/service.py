@@ -2,6 +2,7 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+from storage import aliases
 from storage import operations as ops
 from storage.apply import collection_not_found
 from storage.collection import Collection
@@ -19,7 +20,7 @@ _FORBIDDEN_IN_NAMES = '<>:"/\\|?*\0\x1f'
 def collection(node: Node, name: str) -> Collection:
     if len(name) > 255:  # Qdrant validates the path before looking: 422, not 404
         check_new_name(name)
-    col = node.state.collections.get(name)
+    col = node.state.collections.get(node.state.resolve(name))
     if col is None:
         raise collection_not_found(name)
     return col
@@ -39,6 +40,7 @@ async def create_collection(node: Node, name: str, op: ops.CreateCollection, tim
     check_new_name(name)
     if name in node.state.collections:
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
+    aliases.check_new_collection_name(node.state.aliases, name)
     await node.submit(ops.Command(name, op), True, timeout)
     return True
 
@@ -48,6 +50,18 @@ async def delete_collection(node: Node, name: str, timeout: float | None) -> boo
         return False
     await node.submit(ops.Command(name, ops.DeleteCollection()), True, timeout)
     return True
+
+
+async def update_aliases(node: Node, op: ops.UpdateAliases, timeout: float | None) -> bool:
+    """One record for the whole action list, so a switch is atomic for every reader."""
+    aliases.after_actions(node.state.collections, node.state.aliases, op.actions)  # refuse before publishing
+    await node.submit(ops.Command(ops.CATALOG, op), True, timeout)
+    return True
+
+
+def list_aliases(node: Node, name: str | None = None) -> dict:
+    target = None if name is None else collection(node, name).name
+    return {"aliases": aliases.describe(node.state.aliases, target)}
 
 
 def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
@@ -88,6 +102,14 @@ def order_by_refusal(col: Collection, key: str) -> BadRequest:
         return BadRequest("Bad request: `order_by` is not supported by pointlog yet")
     return BadRequest("Bad request: No range index for `order_by` key found. "
                       "Please create one to use `order_by`.")
+
+
+def not_ready(node: Node) -> str | None:
+    """Why the node is not ready to serve reads that reflect the log, or None."""
+    behind = {p: end for p, end in node.ready_at.items() if node.progress.applied.get(p, -1) < end - 1}
+    if behind:
+        return f"applying the log: partitions {sorted(behind)} not yet at the offsets seen at start"
+    return None
 
 
 def collection_info(col: Collection) -> dict:

@@ -5,6 +5,7 @@ becomes the version of every point it touches. Errors are the ones Qdrant report
 while applying (e.g. 404 for a payload update of a missing point); changes made
 before the error stay, as in Qdrant, whose updates are not transactional either.
 """
+from storage import aliases
 from storage import operations as ops
 from storage.collection import Collection, Point
 from storage.errors import BadRequest, Conflict, NotFound
@@ -26,7 +27,7 @@ def applies(op_class, on_collection: bool = True):
     def register(fn):
         if on_collection:
             def run(state: State, name: str, op, offset: int) -> None:
-                col = state.collections.get(name)
+                col = state.collections.get(state.resolve(name))
                 if col is None:
                     raise collection_not_found(name)
                 op.validate_against(col.config)
@@ -54,6 +55,7 @@ def point_not_found(pid) -> NotFound:
 def _create_collection(state: State, name: str, op: ops.CreateCollection, offset: int) -> None:
     if name in state.collections:
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
+    aliases.check_new_collection_name(state.aliases, name)
     state.put_collection(Collection(state.allocate_cid(), name, op.config, offset))
 
 
@@ -62,6 +64,13 @@ def _delete_collection(state: State, name: str, op: ops.DeleteCollection, offset
     col = state.collections.get(name)
     if col is not None:
         state.drop_collection(col)
+        if name in state.aliases.values():
+            state.put_aliases(aliases.without_collection(state.aliases, name))
+
+
+@applies(ops.UpdateAliases, on_collection=False)
+def _update_aliases(state: State, name: str, op: ops.UpdateAliases, offset: int) -> None:
+    state.put_aliases(aliases.after_actions(state.collections, state.aliases, op.actions))
 
 
 @applies(ops.CreateFieldIndex)

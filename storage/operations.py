@@ -149,6 +149,32 @@ class DeleteFieldIndex(Operation):
         check_field_name(self.field_name)
 
 
+# Alias actions apply to the catalog, not to one collection: their records are keyed
+# by a name no collection can have ('*' is refused in collection names).
+CATALOG = "*"
+ALIAS_ACTIONS = {"create_alias": ("collection_name", "alias_name"), "delete_alias": ("alias_name",),
+                 "rename_alias": ("old_alias_name", "new_alias_name")}
+
+
+@operation("update_aliases")
+@dataclass
+class UpdateAliases(Operation):
+    """POST /collections/aliases: a list of actions applied together, or not at all."""
+    actions: list[dict]  # {"create_alias": {...}} | {"delete_alias": {...}} | {"rename_alias": {...}}
+
+    def check(self) -> None:
+        for i, action in enumerate(self.actions):
+            if len(action) != 1 or next(iter(action)) not in ALIAS_ACTIONS:
+                raise BadRequest(f"Format error in JSON body: actions[{i}]: expected one of "
+                                 f"{', '.join(f'`{k}`' for k in ALIAS_ACTIONS)}")
+            (kind, body), = action.items()
+            if not isinstance(body, dict):
+                raise BadRequest(f"Format error in JSON body: actions[{i}].{kind} must be an object")
+            for name in ALIAS_ACTIONS[kind]:
+                if not isinstance(body.get(name), str):
+                    raise BadRequest(f"Format error in JSON body: actions[{i}].{kind}: missing field `{name}`")
+
+
 # ---- points ------------------------------------------------------------------
 
 def _check_vectors(points: list, config: CollectionConfig) -> None:

@@ -6,7 +6,7 @@ writes it atomically. A crash before the commit loses nothing the log does not
 still hold: the node resumes at the stored offsets and reapplies.
 
 Layout (raw mode, so keys sort bytewise):
-- column family ``meta``: ``collection/<name>`` -> catalog entry,
+- column family ``meta``: ``collection/<name>`` -> catalog entry, ``aliases`` -> {alias: name},
   ``applied/<topic>/<partition>`` -> offset, ``next_cid``, ``format``,
   ``dead_letters`` -> count, ``failure/<partition:u32><offset:u64>`` -> error.
 - column family ``points``: ``<cid:u32><point key>`` -> {version, payload, vectors}.
@@ -63,6 +63,7 @@ class State:
         self._meta_h = self.db.get_column_family_handle(_META)
         self._points_h = self.db.get_column_family_handle(_POINTS)
         self.collections: dict = {}
+        self.aliases: dict = {}  # alias -> collection name
         self.dead_letters = 0
         self._batch = WriteBatch(raw_mode=True)
         self._dirty = False
@@ -82,6 +83,8 @@ class State:
         self._next_cid = int.from_bytes(raw, "big") if raw else 1
         raw = self.meta.get(b"dead_letters")
         self.dead_letters = int.from_bytes(raw, "big") if raw else 0
+        raw = self.meta.get(b"aliases")
+        self.aliases = msgpack.unpackb(raw) if raw else {}
         by_cid = {}
         for key, value in self.meta.items(from_key=b"collection/"):
             if not key.startswith(b"collection/"):
@@ -132,6 +135,15 @@ class State:
         self._batch.delete_range(_u32(col.cid), _u32(col.cid + 1), self._points_h)
         del self.collections[col.name]
         self._dirty = True
+
+    def put_aliases(self, aliases: dict) -> None:
+        """Replace the whole alias table: a few names, written as one value."""
+        self._batch.put(b"aliases", msgpack.packb(aliases), self._meta_h)
+        self.aliases = aliases
+
+    def resolve(self, name: str) -> str:
+        """The collection a name means: itself, or the collection its alias points to."""
+        return name if name in self.collections else self.aliases.get(name, name)
 
     def put_point(self, col: Collection, point: Point) -> None:
         self._batch.put(_u32(col.cid) + point.key, encode_point(point, col.point_vectors(point.key)),

@@ -18,6 +18,7 @@ the applier.
 """
 import dataclasses
 import types
+import typing
 
 import msgpack
 import orjson
@@ -176,8 +177,9 @@ def _read_plain(f: dataclasses.Field, raw, where: str):
     for kind in kinds:
         if kind is type(None):
             continue
-        if kind == list[str]:
-            if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        if typing.get_origin(kind) is list:  # a JSON list of plain values
+            item = typing.get_args(kind)[0]
+            if isinstance(raw, list) and all(isinstance(x, item) for x in raw):
                 return raw
         elif isinstance(raw, kind) and not isinstance(raw, bool):
             return raw
@@ -185,7 +187,8 @@ def _read_plain(f: dataclasses.Field, raw, where: str):
     raise DecodeError(f"invalid record value: {where} must be {expected}")
 
 
-_TYPE_NAMES = {str: "a string", dict: "an object", list[str]: "a list of strings", int: "an integer"}
+_TYPE_NAMES = {str: "a string", dict: "an object", list[str]: "a list of strings", list[dict]: "a list of objects",
+               int: "an integer"}
 
 
 # Writers: (out, name, value, binary) -> None

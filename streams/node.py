@@ -20,6 +20,7 @@ class Node:
         self.state = state
         self.producer = producer
         self.progress = Progress()
+        self.ready_at: dict = {}  # partition -> end offset of the log when the node started
         self._checkpointing = asyncio.Lock()
 
     async def publish_dead_letters(self, topic: str, dead: list) -> None:

@@ -46,6 +46,16 @@ def delete_collection(body) -> ops.DeleteCollection:
     return ops.DeleteCollection()
 
 
+def update_aliases(body) -> ops.UpdateAliases:
+    body = _object(body)
+    if body.get("actions") is None:
+        raise BadRequest("Format error in JSON body: missing field `actions`")
+    actions = values.require_list(body["actions"], "actions")
+    for i, action in enumerate(actions):
+        values.require_dict(action, f"actions[{i}]")
+    return ops.UpdateAliases(actions)
+
+
 def create_field_index(body) -> ops.CreateFieldIndex:
     body = _object(body)
     return ops.CreateFieldIndex(ops.check_field_name(body.get("field_name")), body.get("field_schema"))
@@ -146,7 +156,7 @@ _PARSERS = {
     ops.DeleteFieldIndex: delete_field_index, ops.Upsert: upsert, ops.UpdateVectors: update_vectors,
     ops.DeleteVectors: delete_vectors, ops.SetPayload: set_payload, ops.OverwritePayload: overwrite_payload,
     ops.DeletePayload: delete_payload, ops.ClearPayload: clear_payload, ops.DeletePoints: delete_points,
-    ops.Batch: batch,
+    ops.Batch: batch, ops.UpdateAliases: update_aliases,
 }
 
 

@@ -50,6 +50,18 @@ async def root(request: Request) -> JSON:
                  "version": VERSION, "commit": None})
 
 
+async def healthz(request: Request):
+    """Liveness, as Qdrant answers it (``/healthz`` and ``/livez``)."""
+    return PlainTextResponse("healthz check passed")
+
+
+async def readyz(request: Request):
+    reason = service.not_ready(request.app.state.node)
+    if reason is not None:
+        return PlainTextResponse(f"not ready: {reason}", status_code=503)
+    return PlainTextResponse("all shards are ready")
+
+
 async def metrics(request: Request):
     """Prometheus text: how far this node has applied the log, and its dead letters."""
     node: Node = request.app.state.node
@@ -79,7 +91,7 @@ async def list_collections(request: Request, node: Node):
 
 @handler
 async def collection_exists(request: Request, node: Node):
-    return {"exists": request.path_params["collection"] in node.state.collections}
+    return {"exists": node.state.resolve(request.path_params["collection"]) in node.state.collections}
 
 
 @handler
@@ -92,6 +104,22 @@ async def create_collection(request: Request, node: Node):
     op = bodies.parse(ops.CreateCollection, await json_body(request))
     ordering_param(request)
     return await service.create_collection(node, request.path_params["collection"], op, timeout_param(request))
+
+
+@handler
+async def update_aliases(request: Request, node: Node):
+    op = bodies.parse(ops.UpdateAliases, await json_body(request))
+    return await service.update_aliases(node, op, timeout_param(request))
+
+
+@handler
+async def list_aliases(request: Request, node: Node):
+    return service.list_aliases(node)
+
+
+@handler
+async def collection_aliases(request: Request, node: Node):
+    return service.list_aliases(node, request.path_params["collection"])
 
 
 @handler
@@ -242,8 +270,14 @@ _C = "/collections/{collection}"
 ROUTES = [
     Route("/", root),
     Route("/metrics", metrics),
+    Route("/healthz", healthz),
+    Route("/livez", healthz),
+    Route("/readyz", readyz),
     Route("/pointlog/checkpoint", take_checkpoint, methods=["POST"]),
     Route("/collections", list_collections),
+    Route("/collections/aliases", update_aliases, methods=["POST"]),
+    Route("/aliases", list_aliases, methods=["GET"]),
+    Route(_C + "/aliases", collection_aliases, methods=["GET"]),
     Route(_C + "/exists", collection_exists),
     Route(_C, get_collection, methods=["GET"]),
     Route(_C, create_collection, methods=["PUT"]),

@@ -27,6 +27,9 @@ BODIES = {
     "delete_payload": {"points": [1], "keys": ["x"]},
     "clear_payload": {"points": [1]},
     "delete": {"filter": {"must_not": [{"has_id": [1]}]}},
+    "update_aliases": {"actions": [{"create_alias": {"collection_name": "c", "alias_name": "a"}},
+                                   {"rename_alias": {"old_alias_name": "a", "new_alias_name": "b"}},
+                                   {"delete_alias": {"alias_name": "b"}}]},
     "batch": {"operations": [{"upsert": {"points": [{"id": 2, "vector": [1.0, 1.0, 1.0]}]}},
                              {"delete": {"points": [2]}}]},
 }
