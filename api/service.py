@@ -134,8 +134,10 @@ def collection_info(col: Collection) -> dict:
                        "on_disk_payload": extra.get("on_disk_payload", True)},
             "hnsw_config": hnsw,
             "optimizer_config": optimizer,
-            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
-            "quantization_config": None,
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0, **(extra.get("wal_config") or {})},
+            # Stored and reported as created; pointlog scores with the original vectors,
+            # as Qdrant does when it rescores.
+            "quantization_config": extra.get("quantization_config"),
         },
         "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
     }

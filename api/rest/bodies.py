@@ -6,6 +6,7 @@ tests/integration/test_bad_input.py pin them): a body of the wrong shape is a 40
 once an operation exists (its invariants, its fit with the collection's config) is
 the operation's own (storage/operations.py), shared with the WAL codec and gRPC.
 """
+from api.rest import fields
 from storage import operations as ops
 from storage import values
 from storage.config import CollectionConfig
@@ -164,4 +165,13 @@ def parse(op_class, body) -> ops.Operation:
     """The operation a REST body asks for, with its invariants checked."""
     op = _PARSERS[op_class](body)
     op.check()
+    if op_class is not ops.DeleteCollection:
+        fields.only(body, op_class.kind)
+    if op_class is ops.Upsert:
+        for i, point in enumerate(body.get("points") or ()):
+            fields.only(point, "point", f"points[{i}].")
+        fields.only(body.get("batch"), "batch_columns", "batch.")
+    elif op_class is ops.UpdateVectors:
+        for i, point in enumerate(body.get("points") or ()):
+            fields.only(point, "point_vectors", f"points[{i}].")
     return op

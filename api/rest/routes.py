@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from api import service
-from api.rest import bodies
+from api.rest import bodies, fields
 from api.rest.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
 from storage import reads
@@ -170,6 +170,7 @@ async def delete_field_index(request: Request, node: Node):
 async def retrieve_points(request: Request, node: Node):
     body = await _read_body(request)
     col = _collection(request, node)
+    fields.only(body, "retrieve")
     if body.get("ids") is None:
         raise BadRequest("Format error in JSON body: missing field `ids`")
     if not isinstance(body["ids"], list):
@@ -197,6 +198,7 @@ async def get_point(request: Request, node: Node):
 async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
+    fields.only(body, "scroll")
     order_by = body.get("order_by")
     if order_by is not None:
         raise service.order_by_refusal(col, order_by.get("key") if isinstance(order_by, dict) else order_by)
@@ -208,6 +210,7 @@ async def scroll_points(request: Request, node: Node):
 async def count_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
+    fields.only(body, "count")
     return {"count": reads.count(col, body.get("filter"))}
 
 
@@ -216,10 +219,26 @@ def _query(body) -> SearchRequest:
     if body.get("prefetch"):
         raise BadRequest("Bad request: `prefetch` is not supported by pointlog: only nearest-neighbour "
                          "queries (by vector or point id) are supported")
-    return SearchRequest.from_query(body)
+    req = SearchRequest.from_query(body)
+    _only_search_fields(body, "query")
+    return req
+
+
+def _search(body) -> SearchRequest:
+    body = _object(body)
+    req = SearchRequest.from_search(body)
+    _only_search_fields(body, "search")
+    return req
+
+
+def _only_search_fields(body: dict, kind: str) -> None:
+    fields.only(body, kind)
+    fields.only(body.get("params"), "params", "params.")
+    fields.only(body.get("lookup_from"), "lookup_from", "lookup_from.")
 
 
 def _searches(body: dict) -> list:
+    fields.only(body, "batch_searches")
     if body.get("searches") is None:
         raise BadRequest("Format error in JSON body: missing field `searches`")
     if not isinstance(body["searches"], list):
@@ -242,13 +261,13 @@ async def query_batch(request: Request, node: Node):
 
 @handler
 async def search_points(request: Request, node: Node):
-    req = SearchRequest.from_search(await _read_body(request))
+    req = _search(await _read_body(request))
     return service.search(node, _collection(request, node), req)
 
 
 @handler
 async def search_batch(request: Request, node: Node):
-    reqs = [SearchRequest.from_search(_object(s)) for s in _searches(await _read_body(request))]
+    reqs = [_search(s) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
     return [service.search(node, col, req) for req in reqs]
 
