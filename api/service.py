@@ -45,6 +45,12 @@ async def create_collection(node: Node, name: str, op: ops.CreateCollection, tim
     return True
 
 
+async def update_collection(node: Node, name: str, op: ops.UpdateCollection, timeout: float | None) -> bool:
+    col = check_write(node, name, op)
+    await node.submit(ops.Command(col.name, op), True, timeout)
+    return True
+
+
 async def delete_collection(node: Node, name: str, timeout: float | None) -> bool:
     if name not in node.state.collections:
         return False
@@ -131,13 +137,16 @@ def collection_info(col: Collection) -> dict:
             "params": {"vectors": col.config.vectors_json(), "shard_number": extra.get("shard_number", 1),
                        "replication_factor": extra.get("replication_factor", 1),
                        "write_consistency_factor": extra.get("write_consistency_factor", 1),
-                       "on_disk_payload": extra.get("on_disk_payload", True)},
+                       "on_disk_payload": extra.get("on_disk_payload", True),
+                       **({"read_fan_out_factor": extra["read_fan_out_factor"]}
+                          if "read_fan_out_factor" in extra else {})},
             "hnsw_config": hnsw,
             "optimizer_config": optimizer,
             "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0, **(extra.get("wal_config") or {})},
             # Stored and reported as created; pointlog scores with the original vectors,
             # as Qdrant does when it rescores.
             "quantization_config": extra.get("quantization_config"),
+            "metadata": extra.get("metadata"),
         },
         "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
     }

@@ -73,6 +73,12 @@ def _update_aliases(state: State, name: str, op: ops.UpdateAliases, offset: int)
     state.put_aliases(aliases.after_actions(state.collections, state.aliases, op.actions))
 
 
+@applies(ops.UpdateCollection)
+def _update_collection(state: State, col: Collection, op: ops.UpdateCollection, offset: int) -> None:
+    col.config = col.config.updated(op.diff())
+    state.put_collection(col)
+
+
 @applies(ops.CreateFieldIndex)
 def _create_field_index(state: State, col: Collection, op: ops.CreateFieldIndex, offset: int) -> None:
     col.payload_schema[op.field_name] = op.field_schema

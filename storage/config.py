@@ -15,9 +15,18 @@ DEFAULT_VECTOR = ""
 class VectorParams:
     size: int
     distance: str
+    # Storage hints of this vector (hnsw_config, quantization_config, on_disk), kept
+    # and reported as given: pointlog keeps vectors in memory and scores them exactly.
+    hints: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"size": self.size, "distance": self.distance}
+        return {"size": self.size, "distance": self.distance, **self.hints}
+
+    def with_hints(self, diff: dict) -> "VectorParams":
+        hints = dict(self.hints)
+        for key, value in diff.items():
+            hints[key] = _merged(hints.get(key), value)
+        return VectorParams(self.size, self.distance, hints)
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class CollectionConfig:
         if body.get("sharding_method") not in (None, "auto"):
             raise BadRequest("Bad request: custom sharding is not supported by pointlog: every collection "
                              "has a single shard")
-        _check_settings(body)
+        check_settings(body)
         raw = body.get("vectors")
         if raw is None:
             # Qdrant allows collections without dense vectors (sparse only); we
@@ -66,6 +75,26 @@ class CollectionConfig:
             return {n: p.to_json() for n, p in self.vectors.items()}
         return self.vectors[DEFAULT_VECTOR].to_json()
 
+    def updated(self, diff: dict) -> "CollectionConfig":
+        """The config after a PATCH: ``vectors`` diffs per name, ``params`` over the
+        top-level settings, ``metadata`` merged key by key, the other sections merged."""
+        vectors = dict(self.vectors)
+        for name, hints in (diff.get("vectors") or {}).items():
+            vectors[name] = self.params(name).with_hints(hints)
+        extra = dict(self.extra)
+        for key, value in (diff.get("params") or {}).items():
+            extra[key] = value
+        if diff.get("quantization_config") is not None:  # a new quantization replaces the old one
+            extra["quantization_config"] = diff["quantization_config"]
+        for key in ("hnsw_config", "optimizers_config", "metadata"):
+            if diff.get(key) is not None:
+                merged = _merged(extra.get(key), diff[key])
+                if merged in ({}, None):
+                    extra.pop(key, None)
+                else:
+                    extra[key] = merged
+        return CollectionConfig(vectors, self.named, extra)
+
     def params(self, name: str) -> VectorParams:
         try:
             return self.vectors[name]
@@ -93,15 +122,32 @@ def _params(raw, where: str) -> VectorParams:
     for key in unsupported:
         if raw[key] not in (None, "float32"):
             raise BadRequest(f"Bad request: {where}.{key} is not supported by pointlog")
-    return VectorParams(size, distance)
+    return VectorParams(size, distance, {k: raw[k] for k in _VECTOR_HINTS if raw.get(k) is not None})
+
+
+_VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk")
+
+
+def _merged(old, new):
+    """A config diff, as Qdrant's ``merge_map``: an object's top-level keys replace the
+    old ones (a null removes the key); anything else replaces the old value."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = dict(old)
+        for key, value in new.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+    return new
 
 
 # Create-time fields pointlog does not implement yet: refused rather than ignored.
-_NOT_YET = ("init_from", "strict_mode_config", "metadata")
+_NOT_YET = ("init_from", "strict_mode_config")
 _COUNTS = ("shard_number", "replication_factor", "write_consistency_factor")
 
 
-def _check_settings(body: dict) -> None:
+def check_settings(body: dict) -> None:
     for name in _NOT_YET:
         if body.get(name) is not None:
             raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
@@ -127,7 +173,7 @@ def _count(value, where: str, minimum: int) -> None:
                             f"must be {minimum} or larger]")
 
 
-_KEPT = ("hnsw_config", "optimizers_config", "wal_config", "quantization_config",
+_KEPT = ("hnsw_config", "optimizers_config", "wal_config", "quantization_config", "metadata",
          "on_disk_payload", "shard_number", "replication_factor", "write_consistency_factor")
 
 

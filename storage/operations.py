@@ -17,7 +17,7 @@ route in the API.
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from storage.config import CollectionConfig
+from storage.config import CollectionConfig, check_settings
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId
 from storage.paths import parse_path
@@ -101,6 +101,31 @@ class CreateCollection(Operation):
 @dataclass
 class DeleteCollection(Operation):
     pass
+
+
+@operation("update_collection")
+@dataclass
+class UpdateCollection(Operation):
+    """PATCH /collections/{name}: diffs merged into the stored configuration."""
+    vectors: dict | None = None  # name -> {hnsw_config, quantization_config, on_disk}
+    params: dict | None = None  # replication_factor, write_consistency_factor, on_disk_payload, ...
+    hnsw_config: dict | None = None
+    optimizers_config: dict | None = None
+    quantization_config: dict | str | None = None
+    metadata: dict | None = None
+
+    def check(self) -> None:
+        for name, diff in (self.vectors or {}).items():
+            if not isinstance(diff, dict):
+                raise BadRequest(f"Format error in JSON body: vectors.{name} must be an object")
+        check_settings({**(self.params or {}), "hnsw_config": self.hnsw_config})
+
+    def validate_against(self, config: CollectionConfig) -> None:
+        for name in self.vectors or {}:
+            config.params(name)
+
+    def diff(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 # Qdrant's payload field types. pointlog indexes match conditions by itself

@@ -43,6 +43,22 @@ def create_collection(body) -> ops.CreateCollection:
     return ops.CreateCollection(CollectionConfig.from_body(body if body is not None else {}))
 
 
+def update_collection(body) -> ops.UpdateCollection:
+    body = _object(body if body is not None else {})
+    for name in ("sparse_vectors", "strict_mode_config"):
+        if body.get(name) is not None:
+            raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
+    diff = {}
+    for name in ("vectors", "params", "hnsw_config", "optimizers_config", "metadata"):
+        if body.get(name) is not None:
+            diff[name] = values.require_dict(body[name], name)
+    if body.get("quantization_config") is not None:
+        diff["quantization_config"] = body["quantization_config"]
+    for name, hints in (diff.get("vectors") or {}).items():
+        fields.only(hints, "vector_diff", f"vectors.{name}.")
+    return ops.UpdateCollection(**diff)
+
+
 def delete_collection(body) -> ops.DeleteCollection:
     return ops.DeleteCollection()
 
@@ -157,7 +173,7 @@ _PARSERS = {
     ops.DeleteFieldIndex: delete_field_index, ops.Upsert: upsert, ops.UpdateVectors: update_vectors,
     ops.DeleteVectors: delete_vectors, ops.SetPayload: set_payload, ops.OverwritePayload: overwrite_payload,
     ops.DeletePayload: delete_payload, ops.ClearPayload: clear_payload, ops.DeletePoints: delete_points,
-    ops.Batch: batch, ops.UpdateAliases: update_aliases,
+    ops.Batch: batch, ops.UpdateAliases: update_aliases, ops.UpdateCollection: update_collection,
 }
 
 

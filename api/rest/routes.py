@@ -107,6 +107,12 @@ async def create_collection(request: Request, node: Node):
 
 
 @handler
+async def update_collection(request: Request, node: Node):
+    op = bodies.parse(ops.UpdateCollection, await json_body(request, required=False))
+    return await service.update_collection(node, request.path_params["collection"], op, timeout_param(request))
+
+
+@handler
 async def update_aliases(request: Request, node: Node):
     op = bodies.parse(ops.UpdateAliases, await json_body(request))
     return await service.update_aliases(node, op, timeout_param(request))
@@ -301,6 +307,7 @@ ROUTES = [
     Route(_C, get_collection, methods=["GET"]),
     Route(_C, create_collection, methods=["PUT"]),
     Route(_C, delete_collection, methods=["DELETE"]),
+    Route(_C, update_collection, methods=["PATCH"]),
     Route(_C + "/index", write_handler(ops.CreateFieldIndex), methods=["PUT"]),
     Route(_C + "/index/{field_name}", delete_field_index, methods=["DELETE"]),
     Route(_C + "/points", write_handler(ops.Upsert), methods=["PUT"]),

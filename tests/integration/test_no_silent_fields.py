@@ -13,6 +13,8 @@ from tests.support import end_offsets
 # kind -> (client model, method, path under the collection, a body that is valid without the field)
 ENDPOINTS = {
     "create_collection": (models.CreateCollection, "PUT", None, {"vectors": {"size": 2, "distance": "Dot"}}),
+    "update_collection": (models.UpdateCollection, "PATCH", "", {}),
+    "vector_diff": (models.VectorParamsDiff, "PATCH", "", {"vectors": {"": {}}}),
     "create_field_index": (models.CreateFieldIndex, "PUT", "/index", {"field_name": "k", "field_schema": "keyword"}),
     "upsert": (models.PointsList, "PUT", "/points", {"points": [{"id": 1, "vector": [1, 2]}]}),
     "update_vectors": (models.UpdateVectors, "PUT", "/points/vectors", {"points": [{"id": 1, "vector": [1, 2]}]}),
@@ -48,6 +50,8 @@ def where(kind: str, body: dict, field: str) -> dict:
         body["lookup_from"] = {"collection": COLLECTION, field: "x"}
     elif kind in ("point", "point_vectors"):
         body["points"] = [{**body["points"][0], field: {}}]
+    elif kind == "vector_diff":
+        body["vectors"] = {"": {field: {}}}
     elif kind == "batch_columns":
         body["batch"] = {**body["batch"], field: {}}
     else:
@@ -61,6 +65,7 @@ COLLECTION = f"fields_{uuid.uuid4().hex[:8]}"
 @pytest.fixture(scope="module")
 def node(module_server):
     r = httpx.put(f"{module_server.url}/collections/{COLLECTION}", json={"vectors": {"size": 2, "distance": "Dot"}})
+    assert r.status_code == 200, r.text
     assert r.status_code == 200, r.text
     r = httpx.put(f"{module_server.url}/collections/{COLLECTION}/points?wait=true",
                   json={"points": [{"id": 1, "vector": [1, 2]}]})

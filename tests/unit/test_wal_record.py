@@ -27,6 +27,8 @@ BODIES = {
     "delete_payload": {"points": [1], "keys": ["x"]},
     "clear_payload": {"points": [1]},
     "delete": {"filter": {"must_not": [{"has_id": [1]}]}},
+    "update_collection": {"params": {"replication_factor": 2}, "metadata": {"team": "search", "v": None},
+                          "optimizers_config": {"indexing_threshold": 0}},
     "update_aliases": {"actions": [{"create_alias": {"collection_name": "c", "alias_name": "a"}},
                                    {"rename_alias": {"old_alias_name": "a", "new_alias_name": "b"}},
                                    {"delete_alias": {"alias_name": "b"}}]},
