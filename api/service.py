@@ -135,6 +135,7 @@ def collection_info(col: Collection) -> dict:
         "segments_count": 1,
         "config": {
             "params": {"vectors": col.config.vectors_json(), "shard_number": extra.get("shard_number", 1),
+                       **({"sparse_vectors": col.config.sparse_json()} if col.config.sparse else {}),
                        "replication_factor": extra.get("replication_factor", 1),
                        "write_consistency_factor": extra.get("write_consistency_factor", 1),
                        "on_disk_payload": extra.get("on_disk_payload", True),

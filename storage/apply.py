@@ -126,7 +126,7 @@ def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
             continue
         point = Point(p.id, key, clone_json(p.payload) if p.payload else {}, offset)
         col.add(point)
-        for name, store in col.vectors.items():
+        for name, store in col.named_stores():
             vec = p.vectors.get(name)
             if vec is None:
                 store.remove(key)
@@ -157,7 +157,7 @@ def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset
         if only_if is not None and not only_if.matches(point.id, point.payload, col.vector_names(point.key)):
             return
         for name, vec in by_key[point.key].items():
-            store = col.vectors[name]
+            store = col.store(name)
             store.put(point.key, store.prepare(vec))
         _touch(state, col, point, offset)
 
@@ -168,7 +168,7 @@ def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset
 def _delete_vectors(state: State, col: Collection, op: ops.DeleteVectors, offset: int) -> None:
     def update(point: Point) -> None:
         for name in op.names:
-            col.vectors[name].remove(point.key)
+            col.store(name).remove(point.key)
         _touch(state, col, point, offset)
 
     _for_each_existing(col, _selected_keys(col, op.selector), update)

@@ -12,6 +12,7 @@ from sortedcontainers import SortedList
 from storage.config import CollectionConfig
 from storage.ids import PointId
 from storage.filters.payload_index import PayloadIndex
+from storage.vectors.sparse import SparseStore
 from storage.vectors.store import VectorStore
 
 
@@ -34,6 +35,7 @@ class Collection:
         self.points: dict = {}  # key -> Point
         self.order = SortedList()  # keys in Qdrant scroll order
         self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()}
+        self.sparse = {name: SparseStore(p.modifier) for name, p in config.sparse.items()}
         self.payload_index = PayloadIndex(self.points)
         self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema
         self.payload_revision = 0  # bumped by every payload change, for caches derived from payloads
@@ -57,7 +59,7 @@ class Collection:
         point = self.points.pop(key, None)
         if point is not None:
             self.order.remove(key)
-            for store in self.vectors.values():
+            for store in self.stores():
                 store.remove(key)
             self.payload_index.replaced(key, point.payload, None)
             self.payload_revision += 1
@@ -70,15 +72,29 @@ class Collection:
         self.payload_index.replaced(point.key, old, payload)
         self.payload_revision += 1
 
+    def stores(self):
+        """Every vector store, dense and sparse."""
+        yield from self.vectors.values()
+        yield from self.sparse.values()
+
+    def store(self, name: str):
+        store = self.vectors.get(name)  # not `or`: an empty store is falsy
+        return store if store is not None else self.sparse.get(name)
+
     def vector_names(self, key: bytes) -> set:
-        return {name for name, store in self.vectors.items() if key in store}
+        return {name for name, store in self.named_stores() if key in store}
+
+    def named_stores(self):
+        yield from self.vectors.items()
+        yield from self.sparse.items()
 
     def vector_names_view(self) -> "VectorNames":
-        return VectorNames(self.vectors)
+        return VectorNames(dict(self.named_stores()))
 
     def point_vectors(self, key: bytes) -> dict:
+        """name -> dense float32 array or SparseVector."""
         out = {}
-        for name, store in self.vectors.items():
+        for name, store in self.named_stores():
             vec = store.get(key)
             if vec is not None:
                 out[name] = vec

@@ -30,10 +30,44 @@ class VectorParams:
 
 
 @dataclass(frozen=True)
+class SparseParams:
+    modifier: str = "none"  # "idf": query weights scaled by inverse document frequency
+    index: dict = field(default_factory=dict)  # Qdrant's index hints (on_disk, full_scan_threshold, datatype)
+
+    def to_json(self) -> dict:
+        out = {"modifier": self.modifier} if self.modifier != "none" else {}
+        return {**out, **({"index": self.index} if self.index else {})}
+
+
+MODIFIERS = ("none", "idf")
+
+
+def _sparse_params(raw, where: str) -> SparseParams:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadRequest(f"Format error in JSON body: {where} must be an object")
+    unknown = set(raw) - {"index", "modifier"}
+    if unknown:
+        raise BadRequest(f"Format error in JSON body: {where}: unknown field `{sorted(unknown)[0]}`")
+    modifier = raw.get("modifier") or "none"
+    if modifier not in MODIFIERS:
+        raise BadRequest(f"Format error in JSON body: {where}.modifier: unknown variant `{modifier}`, "
+                         "expected `none` or `idf`")
+    index = raw.get("index") or {}
+    if not isinstance(index, dict):
+        raise BadRequest(f"Format error in JSON body: {where}.index must be an object")
+    if index.get("datatype") not in (None, "float32"):
+        raise BadRequest(f"Bad request: {where}.index.datatype is not supported by pointlog")
+    return SparseParams(modifier, index)
+
+
+@dataclass(frozen=True)
 class CollectionConfig:
     vectors: dict  # name -> VectorParams
     named: bool
     extra: dict = field(default_factory=dict)  # accepted create-time settings, echoed back
+    sparse: dict = field(default_factory=dict)  # name -> SparseParams
 
     @staticmethod
     def from_body(body) -> "CollectionConfig":
@@ -43,32 +77,48 @@ class CollectionConfig:
             raise BadRequest("Bad request: custom sharding is not supported by pointlog: every collection "
                              "has a single shard")
         check_settings(body)
+        sparse = body.get("sparse_vectors") or {}
+        if not isinstance(sparse, dict):
+            raise BadRequest("Format error in JSON body: sparse_vectors must be an object")
+        sparse = {str(name): _sparse_params(p, f"sparse_vectors.{name}") for name, p in sparse.items()}
+        if DEFAULT_VECTOR in sparse:
+            raise BadRequest("Wrong input: Sparse vector name cannot be empty")
         raw = body.get("vectors")
-        if raw is None:
-            # Qdrant allows collections without dense vectors (sparse only); we
-            # have no sparse support, so an empty named config is what that means.
-            if body.get("sparse_vectors"):
-                raise BadRequest("Bad request: Sparse vectors are not supported by pointlog")
-            return CollectionConfig({}, True, _extra(body))
-        if body.get("sparse_vectors"):
-            raise BadRequest("Bad request: Sparse vectors are not supported by pointlog")
+        if raw is None:  # sparse vectors only (or none at all)
+            return CollectionConfig({}, True, _extra(body), sparse)
         if not isinstance(raw, dict):
             raise BadRequest("Format error in JSON body: vectors must be an object")
         if "size" in raw or "distance" in raw:
-            return CollectionConfig({DEFAULT_VECTOR: _params(raw, "vectors")}, False, _extra(body))
+            return CollectionConfig({DEFAULT_VECTOR: _params(raw, "vectors")}, False, _extra(body), sparse)
         vectors = {}
         for name, params in raw.items():
             vectors[name] = _params(params, f"vectors.{name}")
-        return CollectionConfig(vectors, True, _extra(body))
+        both = sorted(set(vectors) & set(sparse))
+        if both:
+            raise BadRequest(f"Wrong input: vector name `{both[0]}` is both a dense and a sparse vector")
+        return CollectionConfig(vectors, True, _extra(body), sparse)
 
     def to_json(self) -> dict:
         """The create-collection body that reproduces this config."""
         body = dict(self.extra)
+        if self.sparse:
+            body["sparse_vectors"] = self.sparse_json()
         if self.named:
             body["vectors"] = {n: p.to_json() for n, p in self.vectors.items()}
         else:
             body["vectors"] = self.vectors[DEFAULT_VECTOR].to_json()
         return body
+
+    def sparse_json(self) -> dict:
+        return {n: p.to_json() for n, p in self.sparse.items()}
+
+    def names(self) -> set:
+        """Every vector name, dense and sparse."""
+        return set(self.vectors) | set(self.sparse)
+
+    def check_name(self, name: str) -> None:
+        if name not in self.vectors and name not in self.sparse:
+            raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
 
     def vectors_json(self) -> dict:
         if self.named:
@@ -93,7 +143,7 @@ class CollectionConfig:
                     extra.pop(key, None)
                 else:
                     extra[key] = merged
-        return CollectionConfig(vectors, self.named, extra)
+        return CollectionConfig(vectors, self.named, extra, self.sparse)
 
     def params(self, name: str) -> VectorParams:
         try:

@@ -8,6 +8,7 @@ import hashlib
 import orjson
 
 from storage.state import State
+from storage.vectors.sparse import SparseVector
 
 
 def digest(state: State) -> dict:
@@ -22,9 +23,13 @@ def digest(state: State) -> dict:
             h.update(point.version.to_bytes(8, "big"))
             h.update(orjson.dumps(point.payload, option=orjson.OPT_SORT_KEYS))
             for vname, vec in sorted(col.point_vectors(key).items()):
-                h.update(vname.encode() + b"\0" + vec.astype("<f4").tobytes())
+                h.update(vname.encode() + b"\0" + vector_bytes(vec))
         out[name] = f"{len(col.points)} points {h.hexdigest()}"
     return out
+
+
+def vector_bytes(vec) -> bytes:
+    return vec.to_bytes() if isinstance(vec, SparseVector) else vec.astype("<f4").tobytes()
 
 
 def digest_dir(state_dir: str) -> dict:
@@ -61,7 +66,7 @@ def digest_dir(state_dir: str) -> dict:
             h.update(version.to_bytes(8, "big"))
             h.update(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
             for vname, vec in sorted(vectors.items()):
-                h.update(vname.encode() + b"\0" + vec.astype("<f4").tobytes())
+                h.update(vname.encode() + b"\0" + vector_bytes(vec))
             counts[name] += 1
         out = {name: f"{counts[name]} points {h.hexdigest()}" for name, h in by_cid.values()}
         meta.close()

@@ -21,6 +21,7 @@ from storage.config import CollectionConfig, check_settings
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId
 from storage.paths import parse_path
+from storage.vectors.sparse import SparseVector
 
 KINDS: dict = {}  # kind -> class
 BATCHABLE: dict = {}  # the kinds a /points/batch request (and a batch record) may hold
@@ -205,6 +206,13 @@ class UpdateAliases(Operation):
 def _check_vectors(points: list, config: CollectionConfig) -> None:
     for p in points:
         for name, vec in p.vectors.items():
+            sparse = isinstance(vec, SparseVector)
+            config.check_name(name)
+            if sparse != (name in config.sparse):
+                raise BadRequest(f"Wrong input: Conversion between sparse and regular vectors failed "
+                                 f"for vector: {name}")
+            if sparse:
+                continue
             params = config.params(name)
             if vec.shape[0] != params.size:
                 raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {params.size}, "
@@ -283,7 +291,7 @@ class DeleteVectors(Operation):
 
     def validate_against(self, config: CollectionConfig) -> None:
         for name in self.names:
-            config.params(name)
+            config.check_name(name)
 
 
 @operation("set_payload", batchable=True)

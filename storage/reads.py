@@ -9,6 +9,7 @@ from storage.errors import BadRequest, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.paths import parse_path
+from storage.vectors.sparse import SparseVector
 
 
 class Shape:
@@ -22,7 +23,7 @@ class Shape:
         """Vector names that the collection lacks are an error, as in Qdrant."""
         if isinstance(self.vector, set):
             for name in sorted(self.vector):
-                if name not in col.config.vectors:
+                if name not in col.config.names():
                     raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
 
     def record(self, col: Collection, point: Point) -> dict:
@@ -124,7 +125,7 @@ def _vector_selector(value):
 
 
 def _vector_output(col: Collection, key: bytes, selection):
-    vectors = col.point_vectors(key)
+    vectors = {n: v.to_response() if isinstance(v, SparseVector) else v for n, v in col.point_vectors(key).items()}
     if selection is not True:
         vectors = {n: v for n, v in vectors.items() if n in selection}
     # A plain list only when the set returned is exactly the unnamed vector.
@@ -147,23 +148,23 @@ def matching_keys(col: Collection, flt: Filter) -> list:
     """Keys of the points matching a compiled filter, in scroll order. The payload
     index narrows the points the filter is evaluated on (storage/filters/payload_index.py)."""
     plan = col.payload_index.plan(flt)
-    holds = _holds(col, flt)
+    keep = holds(col, flt)
     if plan is None:
-        return [key for key in col.order if holds(key)]
+        return [key for key in col.order if keep(key)]
     keys = sorted(plan.keys)
-    return keys if plan.exact else [key for key in keys if holds(key)]
+    return keys if plan.exact else [key for key in keys if keep(key)]
 
 
-def _holds(col: Collection, flt: Filter):
+def holds(col: Collection, flt: Filter):
     """``key -> bool``: whether the filter matches the point with that key."""
     points, names, matches = col.points, col.vector_names_view(), flt.matches
 
-    def holds(key: bytes) -> bool:
+    def matches_key(key: bytes) -> bool:
         point = points[key]
         names.key = key
         return matches(point.id, point.payload, names)
 
-    return holds
+    return matches_key
 
 
 def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dict:
@@ -187,10 +188,10 @@ def scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: 
     keys = col.order if start is None else col.order.islice(col.order.bisect_left(start))
     if flt is None:
         return iter(keys)
-    holds = _holds(col, flt)
+    keep = holds(col, flt)
     plan = col.payload_index.plan(flt)
     if plan is None:
-        return (key for key in keys if holds(key))
+        return (key for key in keys if keep(key))
     found = plan.keys
     # Sorting m candidates costs about m log m; walking the order until ``want`` of
     # them turn up, about want * n / m steps: sort only the few.
@@ -198,7 +199,7 @@ def scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: 
         keys = sorted(found) if start is None else sorted(key for key in found if key >= start)
     else:
         keys = (key for key in keys if key in found)
-    return keys if plan.exact else (key for key in keys if holds(key))
+    return keys if plan.exact else (key for key in keys if keep(key))
 
 
 def count(col: Collection, raw_filter) -> int:
@@ -208,8 +209,8 @@ def count(col: Collection, raw_filter) -> int:
     plan = col.payload_index.plan(flt)
     if plan is not None and plan.exact:
         return len(plan.keys)
-    holds = _holds(col, flt)
-    return sum(1 for key in (col.points if plan is None else plan.keys) if holds(key))
+    keep = holds(col, flt)
+    return sum(1 for key in (col.points if plan is None else plan.keys) if keep(key))
 
 
 def _limit(value, default: int) -> int:

@@ -21,6 +21,7 @@ from rocksdict import Options, Rdict, WriteBatch
 from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.ids import decode_id
+from storage.vectors.sparse import SparseVector
 
 FORMAT_VERSION = 1
 _META, _POINTS = "meta", "points"
@@ -39,13 +40,20 @@ def _applied_key(topic: str, partition: int) -> bytes:
 
 
 def encode_point(point: Point, vectors: dict) -> bytes:
-    return msgpack.packb({"v": point.version, "p": point.payload,
-                          "x": {n: v.astype("<f4", copy=False).tobytes() for n, v in vectors.items()}})
+    dense = {n: v.astype("<f4", copy=False).tobytes() for n, v in vectors.items() if not isinstance(v, SparseVector)}
+    rec = {"v": point.version, "p": point.payload, "x": dense}
+    sparse = {n: v.to_bytes() for n, v in vectors.items() if isinstance(v, SparseVector)}
+    if sparse:
+        rec["s"] = sparse
+    return msgpack.packb(rec)
 
 
 def decode_point(raw: bytes) -> tuple:
+    """(version, payload, {name: float32 array or SparseVector})."""
     rec = msgpack.unpackb(raw)
     vectors = {n: np.frombuffer(b, dtype="<f4") for n, b in rec["x"].items()}
+    for n, b in rec.get("s", {}).items():
+        vectors[n] = SparseVector.from_bytes(b)
     return rec["v"], rec["p"], vectors
 
 
@@ -103,7 +111,7 @@ class State:
             version, payload, vectors = decode_point(value)
             col.add(Point(decode_id(pkey), pkey, payload, version))
             for name, vec in vectors.items():
-                store = col.vectors.get(name)
+                store = col.store(name)
                 if store is not None:
                     store.put(pkey, vec)
 

@@ -13,6 +13,7 @@ from storage.errors import BadRequest, Unprocessable
 from storage.filters import compile_filter
 from storage.ids import parse_id
 from storage.operations import PointStruct, PointVectors
+from storage.vectors.sparse import SparseVector, is_sparse, parse_sparse
 
 
 def require_dict(value, where: str) -> dict:
@@ -38,14 +39,15 @@ def parse_payload(value, where: str) -> dict | None:
     return None if value is None else require_dict(value, where)
 
 
-def parse_vector(value, where: str) -> np.ndarray:
-    """A dense vector from JSON floats, or little-endian float32 bytes from the WAL."""
+def parse_vector(value, where: str):
+    """A dense vector from JSON floats, or little-endian float32 bytes from the WAL; or
+    a sparse vector ``{indices, values}``."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         if len(value) % 4:
             raise BadRequest(f"Format error in JSON body: {where} has a partial float32")
         return np.frombuffer(value, dtype="<f4")
-    if isinstance(value, dict) and ("indices" in value or "values" in value):
-        raise BadRequest(f"Wrong input: {where} is a sparse vector; sparse vectors are not supported by pointlog")
+    if is_sparse(value):
+        return parse_sparse(value, where)
     if not isinstance(value, list):
         raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers")
     if not value:  # a 0-dimensional vector: the dimension check reports it, as in Qdrant
@@ -81,8 +83,11 @@ def _may_hold_bools(arr: np.ndarray) -> bool:
 
 def parse_vectors(value, where: str) -> dict:
     """``[..]`` is the unnamed vector; ``{name: [..]}`` names any subset."""
-    if isinstance(value, dict) and not ("indices" in value or "values" in value):
+    if isinstance(value, dict) and not is_sparse(value):
         return {str(name): parse_vector(v, f"{where}.{name}") for name, v in value.items()}
+    if is_sparse(value):
+        raise BadRequest(f"Wrong input: {where} is a sparse vector without a name; sparse vectors are "
+                         "always named: {\"NAME\": {\"indices\": [...], \"values\": [...]}}")
     return {DEFAULT_VECTOR: parse_vector(value, where)}
 
 
@@ -160,8 +165,12 @@ def points_from_batch(batch) -> list:
 
 def vectors_to_json(vectors: dict, binary: bool):
     """A point's vectors as written: the unnamed one as a plain vector, else by name;
-    float32 bytes (msgpack records) or lists of floats (JSON)."""
-    enc = (lambda a: a.astype("<f4", copy=False).tobytes()) if binary else (lambda a: a.tolist())
+    float32 bytes (msgpack records) or lists of floats (JSON); sparse ones as
+    ``{indices, values}``."""
+    def enc(a):
+        if isinstance(a, SparseVector):
+            return a.to_json()
+        return a.astype("<f4", copy=False).tobytes() if binary else a.tolist()
     if set(vectors) == {DEFAULT_VECTOR}:
         return enc(vectors[DEFAULT_VECTOR])
     return {n: enc(v) for n, v in vectors.items()}

@@ -33,7 +33,8 @@ from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
-from storage.reads import Shape, _limit, scroll_keys
+from storage.reads import Shape, _limit, holds, scroll_keys
+from storage.vectors.sparse import SparseVector, is_sparse
 from storage.vectors.store import VectorStore, normalize
 
 SMALLER_IS_BETTER = {"Euclid", "Manhattan"}
@@ -76,7 +77,7 @@ class SearchRequest:
     def from_query(body: dict) -> "SearchRequest":
         """A /points/query body."""
         query = body.get("query", body.get("nearest"))
-        if isinstance(query, dict):
+        if isinstance(query, dict) and not is_sparse(query):
             if "nearest" not in query:
                 kind = next(iter(query), "{}")
                 raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
@@ -86,7 +87,7 @@ class SearchRequest:
                     raise BadRequest(f"Bad request: `query.{option}` is not supported by pointlog")
             query = query["nearest"]
         vector, point_id = None, None
-        if isinstance(query, list):
+        if isinstance(query, list) or is_sparse(query):
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
@@ -100,10 +101,10 @@ class SearchRequest:
         """A legacy /points/search body: ``vector`` is a list or {name, vector}."""
         raw = body.get("vector")
         using = DEFAULT_VECTOR
-        if isinstance(raw, dict):
+        if isinstance(raw, dict) and not is_sparse(raw):
             using = _using(raw.get("name"))
             raw = raw.get("vector")
-        if not isinstance(raw, list):
+        if not isinstance(raw, list) and not is_sparse(raw):
             raise BadRequest("Format error in JSON body: `vector` must be a list of numbers or {name, vector}")
         return SearchRequest._build(body, _query_vector(raw), None, using,
                                     body.get("with_payload", False),
@@ -152,7 +153,7 @@ def _using(value) -> str:
     return value
 
 
-def _query_vector(raw: list) -> np.ndarray:
+def _query_vector(raw):
     return parse_vector(raw, "query")
 
 
@@ -191,9 +192,13 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     req.shape.check(col)
     if req.is_listing:
         return listing(col, req)
+    if req.using in col.config.sparse:
+        return sparse_search(col, req)
     vector_params = col.config.vectors.get(req.using)
     if vector_params is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
+    if isinstance(req.vector, SparseVector):
+        raise _conversion_error(req.using)
     store = col.vectors[req.using]
     exclude = None
     if req.exclude_id is not None:
@@ -233,17 +238,55 @@ def listing(col: Collection, req: SearchRequest) -> list:
     return out
 
 
-def vector_of(col: Collection, pid, name: str) -> np.ndarray:
+def vector_of(col: Collection, pid, name: str):
     """A point's stored vector, for a query that names it by id (``lookup_from``)."""
-    if name not in col.config.vectors:
-        raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+    col.config.check_name(name)
     key = encode_id(pid)
     if key not in col.points:
         raise NotFound(f"Not found: No point with id {pid} found")
-    vec = col.vectors[name].get(key)
+    vec = col.store(name).get(key)
     if vec is None:
         raise BadRequest(f"Wrong input: Point {pid} has no vector `{name}`")
-    return np.array(vec)
+    return vec if isinstance(vec, SparseVector) else np.array(vec)
+
+
+def _conversion_error(name: str) -> BadRequest:
+    return BadRequest(f"Wrong input: Conversion between sparse and regular vectors failed for vector: {name}")
+
+
+def sparse_search(col: Collection, req: SearchRequest) -> list:
+    """Dot products over the inverted index: only points sharing an index with the
+    query are scored, then filtered, thresholded and ranked (ties by id order)."""
+    store = col.sparse[req.using]
+    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
+    if req.point_id is not None:
+        exclude = encode_id(req.point_id)
+        if exclude not in col.points:
+            raise NotFound(f"Not found: No point with id {req.point_id} found")
+        query = store.get(exclude)
+        if query is None:
+            raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
+    elif not isinstance(req.vector, SparseVector):
+        raise _conversion_error(req.using)
+    else:
+        query = req.vector
+    found = store.scores(query, exclude)
+    flt = compile_filter(req.filter)
+    if flt is not None and not flt.matches_all:
+        keep = holds(col, flt)
+        found = {key: score for key, score in found.items() if keep(key)}
+    ranked = sorted(((np.float32(score), key) for key, score in found.items()),
+                    key=lambda item: (-item[0], item[1]))
+    if req.score_threshold is not None:
+        ranked = [item for item in ranked if item[0] >= req.score_threshold]
+    out = []
+    for score, key in ranked[req.offset:req.offset + req.limit]:
+        point = col.points[key]
+        rec = req.shape.record(col, point)
+        rec["score"] = float(score)
+        rec["version"] = point.version
+        out.append(rec)
+    return out
 
 
 def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,

@@ -71,8 +71,8 @@ CASES = [
     ("named vector, wrong dimension", "PUT", N + "/points", up(pt(1, {"image": V3})), 400,
      "Vector dimension error: expected dim: 4, got 3"),
     ("plain vector in named collection", "PUT", N + "/points", up(pt(1)), 400, "Not existing vector name error: "),
-    ("sparse vector", "PUT", N + "/points", up(pt(1, {"text": {"indices": [1], "values": [0.5]}})), 400,
-     "sparse vectors are not supported"),
+    ("sparse vector for a dense name", "PUT", N + "/points", up(pt(1, {"text": {"indices": [1], "values": [0.5]}})),
+     400, "Conversion between sparse and regular vectors failed for vector: text"),
     ("multi-vector", "PUT", P + "/points", up(pt(1, [V3, V3])), 400, "multi-vectors are not supported"),
     ("batch: fewer vectors than ids", "PUT", P + "/points", {"batch": {"ids": [1, 2], "vectors": [V3]}}, 422,
      "Validation error in JSON body: [batch: number of ids and vectors must be equal (2 != 1)]"),
@@ -170,7 +170,7 @@ CASES = [
     ("unknown points route", "POST", P + "/points/explode/now", {}, 404, "is not an endpoint"),
     ("POST to a point", "POST", P + "/points/7", {}, 405, "this path accepts GET, HEAD"),
     ("wrong method", "DELETE", P + "/points", None, 405, "Method not allowed: DELETE /collections/plain/points"),
-    ("wrong method on a collection", "PATCH", P, {}, 405, "this path accepts DELETE, GET, HEAD, PUT"),
+    ("wrong method on a collection", "POST", P, {}, 405, "this path accepts DELETE, GET, HEAD, PATCH, PUT"),
 ]
 
 

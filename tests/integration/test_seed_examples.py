@@ -610,10 +610,8 @@ def test_python_example(node, http, index, which):
 # each must be refused with a clear Qdrant-style 4xx, never a 500, and publish nothing.
 # (name, method, path suffix, body, status, message part, reason)
 UNSUPPORTED_FEATURES = [
-    ("sparse-collection", "PUT", "", {"vectors": {"size": 3, "distance": "Dot"}, "sparse_vectors": {"s": {}}},
-     400, "Sparse vectors are not supported", "no sparse vector index"),
     ("sparse-point", "PUT", "/points", {"points": [{"id": 1, "vector": {"s": {"indices": [1], "values": [0.5]}}}]},
-     400, "sparse vectors are not supported", "no sparse vector index"),
+     400, "Not existing vector name error: s", "the collection has no sparse vector `s`"),
     ("multivector-point", "PUT", "/points", {"points": [{"id": 1, "vector": [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]]}]},
      400, "multi-vectors are not supported", "no multivector (late interaction) storage"),
     ("multivector-collection", "PUT", "",

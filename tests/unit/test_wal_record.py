@@ -14,12 +14,14 @@ from streams.produce import LineError, command, command_from_json, read_jsonl
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "streams", "record.schema.json")
 
 BODIES = {
-    "create_collection": {"vectors": {"size": 3, "distance": "Cosine"}, "hnsw_config": {"m": 8}},
+    "create_collection": {"vectors": {"size": 3, "distance": "Cosine"}, "hnsw_config": {"m": 8},
+                          "sparse_vectors": {"text": {"modifier": "idf"}}},
     "delete_collection": {},
     "create_field_index": {"field_name": "meta.color", "field_schema": "keyword"},
     "delete_field_index": {"field_name": "meta.color"},
     "upsert": {"points": [{"id": 1, "vector": [1.0, 2.0, 3.0], "payload": {"a": [1, {"b": None}]}},
-                          {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0.0, 0.5, 1.0]}]},
+                          {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0.0, 0.5, 1.0]},
+                          {"id": 2, "vector": {"": [1.0, 1.0, 1.0], "text": {"indices": [7, 3], "values": [0.5, 1.5]}}}]},
     "update_vectors": {"points": [{"id": 1, "vector": [3.0, 2.0, 1.0]}]},
     "delete_vectors": {"points": [1], "vector": [""]},
     "set_payload": {"filter": {"must": [{"key": "a", "match": {"value": 1}}]}, "payload": {"x": 1}, "key": "y"},
