@@ -9,8 +9,8 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
 from storage.paths import compile_getter, parse_path
 from storage.vectors.annoy_index import index_status
+from storage.vectors import query
 from storage.vectors.search import SearchRequest, vector_of
-from storage.vectors.search import search as vector_search
 from streams.node import Node
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
@@ -86,6 +86,13 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     """Nearest neighbours (or a listing, for a query without one). A point id whose
     vector lives in another collection (``lookup_from``) is resolved here, because
     storage searches one collection at a time."""
+    _resolve_lookups(node, col, req)
+    return query.run(col, req, node.settings.index)
+
+
+def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
+    for inner in req.prefetch or ():
+        _resolve_lookups(node, col, inner)
     if req.lookup_from is not None:
         name, vector = req.lookup_from
         source = collection(node, name)
@@ -94,7 +101,6 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
             # Only an id of the searched collection itself is left out of the answer.
             req.exclude_id = req.point_id if source is col else None
             req.point_id = None
-    return vector_search(col, req, node.settings.index)
 
 
 def order_by_refusal(col: Collection, key: str) -> BadRequest:

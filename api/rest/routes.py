@@ -222,9 +222,6 @@ async def count_points(request: Request, node: Node):
 
 def _query(body) -> SearchRequest:
     body = _object(body)
-    if body.get("prefetch"):
-        raise BadRequest("Bad request: `prefetch` is not supported by pointlog: only nearest-neighbour "
-                         "queries (by vector or point id) are supported")
     req = SearchRequest.from_query(body)
     _only_search_fields(body, "query")
     return req

@@ -67,6 +67,11 @@ class SearchRequest:
     # the front door resolves it into ``vector`` (storage sees one collection at a time).
     lookup_from: tuple | None = None
     exclude_id: object | None = None  # a point never returned (the query's own, looked up by vector)
+    # The universal query's composition (storage/vectors/query.py): candidates from
+    # ``prefetch`` requests, fused (``fusion``: ("rrf", k, weights) or ("dbsf",)) or
+    # rescored by this request's own query.
+    prefetch: list | None = None
+    fusion: tuple | None = None
 
     @property
     def is_listing(self) -> bool:
@@ -74,26 +79,38 @@ class SearchRequest:
         return self.vector is None and self.point_id is None
 
     @staticmethod
-    def from_query(body: dict) -> "SearchRequest":
-        """A /points/query body."""
+    def from_query(body: dict, where: str = "") -> "SearchRequest":
+        """A /points/query body (or one of its prefetches, ``where`` naming it)."""
+        prefetch = _prefetches(body.get("prefetch"), where)
         query = body.get("query", body.get("nearest"))
+        fusion = None
         if isinstance(query, dict) and not is_sparse(query):
-            if "nearest" not in query:
+            fusion = _fusion(query, where)
+            if fusion is not None:
+                if not prefetch:
+                    raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
+                query = None
+            elif "nearest" not in query:
                 kind = next(iter(query), "{}")
                 raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
-                                 "queries (by vector or point id) and queries without `query` are supported")
-            for option in query:
-                if option != "nearest":  # mmr, ...: refused, never ignored
-                    raise BadRequest(f"Bad request: `query.{option}` is not supported by pointlog")
-            query = query["nearest"]
+                                 "queries (by vector or point id), `fusion` / `rrf` of prefetches and queries "
+                                 "without `query` are supported")
+            else:
+                for option in query:
+                    if option != "nearest":  # mmr, ...: refused, never ignored
+                        raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
+                query = query["nearest"]
         vector, point_id = None, None
         if isinstance(query, list) or is_sparse(query):
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
+        elif prefetch and fusion is None:
+            raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
+        req.prefetch, req.fusion = prefetch, fusion
         return req
 
     @staticmethod
@@ -132,6 +149,46 @@ class SearchRequest:
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
                              threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
                              ef or None)
+
+
+def _prefetches(raw, where: str) -> list | None:
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"Format error in JSON body: {where}prefetch[{i}] must be an object")
+        for key in item:
+            if key not in _PREFETCH_FIELDS and item[key] is not None:
+                raise BadRequest(f"Bad request: `{where}prefetch[{i}].{key}` is not supported by pointlog")
+        out.append(SearchRequest.from_query(item, f"{where}prefetch[{i}]."))
+    return out or None
+
+
+# Qdrant's Prefetch fields; `params` takes the same search params as the query.
+_PREFETCH_FIELDS = ("prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "lookup_from")
+
+
+def _fusion(query: dict, where: str) -> tuple | None:
+    """``{"fusion": "rrf" | "dbsf"}`` or ``{"rrf": {"k": .., "weights": [..]}}``."""
+    if "fusion" in query:
+        if len(query) != 1 or query["fusion"] not in ("rrf", "dbsf"):
+            raise BadRequest(f"Format error in JSON body: {where}query.fusion: unknown variant "
+                             f"`{query.get('fusion')}`, expected `rrf` or `dbsf`")
+        return ("rrf", None, None) if query["fusion"] == "rrf" else ("dbsf",)
+    if "rrf" in query:
+        rrf = query["rrf"] if query["rrf"] is not None else {}
+        if len(query) != 1 or not isinstance(rrf, dict) or set(rrf) - {"k", "weights"}:
+            raise BadRequest(f"Format error in JSON body: {where}query.rrf must be {{k, weights}}")
+        k, weights = rrf.get("k"), rrf.get("weights")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise BadRequest(f"Format error in JSON body: {where}query.rrf.k must be a positive integer")
+        if weights is not None and (not isinstance(weights, list) or
+                                    not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
+            raise BadRequest(f"Format error in JSON body: {where}query.rrf.weights must be a list of numbers")
+        return ("rrf", k, weights)
+    return None
 
 
 def _lookup_from(raw) -> tuple | None:

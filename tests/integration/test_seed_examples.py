@@ -623,10 +623,10 @@ UNSUPPORTED_FEATURES = [
      400, "shard keys are not supported", "one shard per collection; only `shard_key: null` is accepted"),
     ("order-by", "POST", "/points/scroll", {"order_by": "price"},
      400, "No range index for `order_by` key found", "no payload indexes, and Qdrant needs one for order_by"),
-    ("fusion", "POST", "/points/query", {"query": {"fusion": "rrf"}},
-     400, "are supported", "only nearest-neighbour queries (by vector or point id)"),
-    ("prefetch", "POST", "/points/query", {"query": [0.1, 0.2, 0.3], "prefetch": [{"query": [0.1, 0.2, 0.3]}]},
-     400, "`prefetch` is not supported", "no multi-stage queries"),
+    ("fusion without prefetch", "POST", "/points/query", {"query": {"fusion": "rrf"}},
+     400, "needs `prefetch`", "a fusion has nothing to fuse without prefetches"),
+    ("recommend", "POST", "/points/query", {"query": {"recommend": {"positive": [1]}}},
+     400, "are supported", "no recommend queries yet"),
 ]
 
 
