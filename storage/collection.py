@@ -12,6 +12,7 @@ from sortedcontainers import SortedList
 from storage.config import CollectionConfig
 from storage.ids import PointId
 from storage.filters.payload_index import PayloadIndex
+from storage.vectors.multi import MultiStore
 from storage.vectors.sparse import SparseStore
 from storage.vectors.store import VectorStore
 
@@ -34,7 +35,9 @@ class Collection:
         self.created_offset = created_offset
         self.points: dict = {}  # key -> Point
         self.order = SortedList()  # keys in Qdrant scroll order
-        self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()}
+        self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()
+                        if not p.multivector}
+        self.multi = {name: MultiStore(p.size, p.distance) for name, p in config.vectors.items() if p.multivector}
         self.sparse = {name: SparseStore(p.modifier) for name, p in config.sparse.items()}
         self.payload_index = PayloadIndex(self.points)
         self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema
@@ -73,19 +76,22 @@ class Collection:
         self.payload_revision += 1
 
     def stores(self):
-        """Every vector store, dense and sparse."""
-        yield from self.vectors.values()
-        yield from self.sparse.values()
+        """Every vector store: dense, multivector and sparse."""
+        for _name, store in self.named_stores():
+            yield store
 
     def store(self, name: str):
-        store = self.vectors.get(name)  # not `or`: an empty store is falsy
-        return store if store is not None else self.sparse.get(name)
+        for stores in (self.vectors, self.multi, self.sparse):
+            if name in stores:  # not `get() or`: an empty store is falsy
+                return stores[name]
+        return None
 
     def vector_names(self, key: bytes) -> set:
         return {name for name, store in self.named_stores() if key in store}
 
     def named_stores(self):
         yield from self.vectors.items()
+        yield from self.multi.items()
         yield from self.sparse.items()
 
     def vector_names_view(self) -> "VectorNames":

@@ -18,15 +18,17 @@ class VectorParams:
     # Storage hints of this vector (hnsw_config, quantization_config, on_disk), kept
     # and reported as given: pointlog keeps vectors in memory and scores them exactly.
     hints: dict = field(default_factory=dict)
+    multivector: bool = False  # multivector_config {"comparator": "max_sim"}: a matrix per point
 
     def to_json(self) -> dict:
-        return {"size": self.size, "distance": self.distance, **self.hints}
+        multi = {"multivector_config": {"comparator": "max_sim"}} if self.multivector else {}
+        return {"size": self.size, "distance": self.distance, **self.hints, **multi}
 
     def with_hints(self, diff: dict) -> "VectorParams":
         hints = dict(self.hints)
         for key, value in diff.items():
             hints[key] = _merged(hints.get(key), value)
-        return VectorParams(self.size, self.distance, hints)
+        return VectorParams(self.size, self.distance, hints, self.multivector)
 
 
 @dataclass(frozen=True)
@@ -168,11 +170,14 @@ def _params(raw, where: str) -> VectorParams:
     if distance not in DISTANCES:
         raise BadRequest(f"Format error in JSON body: {where}.distance: unknown variant `{distance}`, "
                          "expected one of `Cosine`, `Euclid`, `Dot`, `Manhattan`")
-    unsupported = set(raw) & {"multivector_config", "datatype"}
-    for key in unsupported:
-        if raw[key] not in (None, "float32"):
-            raise BadRequest(f"Bad request: {where}.{key} is not supported by pointlog")
-    return VectorParams(size, distance, {k: raw[k] for k in _VECTOR_HINTS if raw.get(k) is not None})
+    if raw.get("datatype") not in (None, "float32"):
+        raise BadRequest(f"Bad request: {where}.datatype is not supported by pointlog")
+    multi = raw.get("multivector_config")
+    if multi is not None and (not isinstance(multi, dict) or multi.get("comparator") != "max_sim" or len(multi) != 1):
+        raise BadRequest(f"Format error in JSON body: {where}.multivector_config: expected "
+                         "{\"comparator\": \"max_sim\"}")
+    return VectorParams(size, distance, {k: raw[k] for k in _VECTOR_HINTS if raw.get(k) is not None},
+                        multi is not None)
 
 
 _VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk")

@@ -8,6 +8,7 @@ import hashlib
 import orjson
 
 from storage.state import State
+from storage.vectors import multi
 from storage.vectors.sparse import SparseVector
 
 
@@ -29,7 +30,9 @@ def digest(state: State) -> dict:
 
 
 def vector_bytes(vec) -> bytes:
-    return vec.to_bytes() if isinstance(vec, SparseVector) else vec.astype("<f4").tobytes()
+    if isinstance(vec, SparseVector):
+        return vec.to_bytes()
+    return multi.to_bytes(vec) if vec.ndim == 2 else vec.astype("<f4").tobytes()
 
 
 def digest_dir(state_dir: str) -> dict:

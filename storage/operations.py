@@ -214,7 +214,12 @@ def _check_vectors(points: list, config: CollectionConfig) -> None:
             if sparse:
                 continue
             params = config.params(name)
-            if vec.shape[0] != params.size:
+            if params.multivector and vec.ndim == 1 and len(vec) == 0:
+                raise BadRequest(f"Wrong input: Multivector must not be empty for vector '{name}'")
+            if (vec.ndim == 2) != params.multivector:
+                raise BadRequest(f"Wrong input: Conversion between multi and regular vectors failed "
+                                 f"for vector: {name}")
+            if vec.shape[-1] != params.size:
                 raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {params.size}, "
                                  f"got {vec.shape[0]}")
 

@@ -21,6 +21,7 @@ from rocksdict import Options, Rdict, WriteBatch
 from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.ids import decode_id
+from storage.vectors import multi as multivec
 from storage.vectors.sparse import SparseVector
 
 FORMAT_VERSION = 1
@@ -40,11 +41,19 @@ def _applied_key(topic: str, partition: int) -> bytes:
 
 
 def encode_point(point: Point, vectors: dict) -> bytes:
-    dense = {n: v.astype("<f4", copy=False).tobytes() for n, v in vectors.items() if not isinstance(v, SparseVector)}
+    dense, multi, sparse = {}, {}, {}
+    for n, v in vectors.items():
+        if isinstance(v, SparseVector):
+            sparse[n] = v.to_bytes()
+        elif v.ndim == 2:
+            multi[n] = multivec.to_bytes(v)
+        else:
+            dense[n] = v.astype("<f4", copy=False).tobytes()
     rec = {"v": point.version, "p": point.payload, "x": dense}
-    sparse = {n: v.to_bytes() for n, v in vectors.items() if isinstance(v, SparseVector)}
     if sparse:
         rec["s"] = sparse
+    if multi:
+        rec["m"] = multi
     return msgpack.packb(rec)
 
 
@@ -54,6 +63,8 @@ def decode_point(raw: bytes) -> tuple:
     vectors = {n: np.frombuffer(b, dtype="<f4") for n, b in rec["x"].items()}
     for n, b in rec.get("s", {}).items():
         vectors[n] = SparseVector.from_bytes(b)
+    for n, b in rec.get("m", {}).items():
+        vectors[n] = multivec.from_bytes(b)
     return rec["v"], rec["p"], vectors
 
 

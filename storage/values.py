@@ -62,7 +62,7 @@ def parse_vector(value, where: str):
         # for a float: look at the JSON types (slower, so only when in doubt).
         kinds = set(map(type, value))
         if list in kinds:
-            raise BadRequest(f"Wrong input: {where} is a multi-vector; multi-vectors are not supported by pointlog")
+            return _parse_multi(value, where)
         if not kinds <= {int, float}:
             raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers")
         try:
@@ -74,6 +74,20 @@ def parse_vector(value, where: str):
     if not np.isfinite(arr).all():
         raise BadRequest(f"Format error in JSON body: {where} has a value out of float32 range")
     return arr
+
+
+def _parse_multi(value: list, where: str) -> np.ndarray:
+    """A multivector: a non-empty list of non-empty vectors of one dimension."""
+    if not all(isinstance(row, list) for row in value):
+        raise BadRequest(f"Format error in JSON body: {where} must be a list of numbers or of vectors")
+    rows = [parse_vector(row, f"{where}[{i}]") for i, row in enumerate(value)]
+    if any(row.ndim != 1 for row in rows):
+        raise BadRequest(f"Format error in JSON body: {where} nests vectors too deep")
+    if any(len(row) == 0 for row in rows):
+        raise BadRequest(f"Wrong input: All vectors of a multivector must be non-empty ({where})")
+    if len({len(row) for row in rows}) != 1:
+        raise BadRequest(f"Wrong input: all vectors of the multivector {where} must have the same dimension")
+    return np.stack(rows)
 
 
 def _may_hold_bools(arr: np.ndarray) -> bool:
@@ -170,6 +184,8 @@ def vectors_to_json(vectors: dict, binary: bool):
     def enc(a):
         if isinstance(a, SparseVector):
             return a.to_json()
+        if a.ndim == 2:  # a multivector: its rows, as lists (bytes would lose the shape)
+            return a.tolist()
         return a.astype("<f4", copy=False).tobytes() if binary else a.tolist()
     if set(vectors) == {DEFAULT_VECTOR}:
         return enc(vectors[DEFAULT_VECTOR])

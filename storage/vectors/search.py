@@ -34,6 +34,7 @@ from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit, holds, scroll_keys
+from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
 from storage.vectors.store import VectorStore, normalize
 
@@ -251,10 +252,12 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
         return listing(col, req)
     if req.using in col.config.sparse:
         return sparse_search(col, req)
+    if req.using in col.multi:
+        return multi_search(col, req)
     vector_params = col.config.vectors.get(req.using)
     if vector_params is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
-    if isinstance(req.vector, SparseVector):
+    if isinstance(req.vector, SparseVector) or (req.vector is not None and req.vector.ndim != 1):
         raise _conversion_error(req.using)
     store = col.vectors[req.using]
     exclude = None
@@ -311,6 +314,49 @@ def _conversion_error(name: str) -> BadRequest:
     return BadRequest(f"Wrong input: Conversion between sparse and regular vectors failed for vector: {name}")
 
 
+def multi_search(col: Collection, req: SearchRequest) -> list:
+    """MaxSim against every point holding this multivector (those matching the filter)."""
+    store = col.multi[req.using]
+    size = col.config.vectors[req.using].size
+    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
+    if req.point_id is not None:
+        exclude = encode_id(req.point_id)
+        if exclude not in col.points:
+            raise NotFound(f"Not found: No point with id {req.point_id} found")
+        query = store.get(exclude)
+        if query is None:
+            raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
+    elif isinstance(req.vector, SparseVector):
+        raise _conversion_error(req.using)
+    else:
+        query = req.vector if req.vector.ndim == 2 else req.vector[np.newaxis, :]
+        if query.shape[1] != size:
+            raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {size}, got {query.shape[1]}")
+        query = store.prepare(query)
+    keys = [key for key in store.vectors if key != exclude]
+    flt = compile_filter(req.filter)
+    if flt is not None and not flt.matches_all:
+        keep = holds(col, flt)
+        keys = [key for key in keys if keep(key)]
+    smaller = store.distance in SMALLER_IS_BETTER
+    scored = [(np.float32(max_sim(query, store.vectors[key], store.distance)), key) for key in keys]
+    if req.score_threshold is not None:
+        scored = [(s, k) for s, k in scored if (s <= req.score_threshold if smaller else s >= req.score_threshold)]
+    scored.sort(key=lambda item: (item[0] if smaller else -item[0], item[1]))
+    return _records(col, req, scored)
+
+
+def _records(col: Collection, req: SearchRequest, ranked: list) -> list:
+    out = []
+    for score, key in ranked[req.offset:req.offset + req.limit]:
+        point = col.points[key]
+        rec = req.shape.record(col, point)
+        rec["score"] = float(score)
+        rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
 def sparse_search(col: Collection, req: SearchRequest) -> list:
     """Dot products over the inverted index: only points sharing an index with the
     query are scored, then filtered, thresholded and ranked (ties by id order)."""
@@ -336,14 +382,7 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
                     key=lambda item: (-item[0], item[1]))
     if req.score_threshold is not None:
         ranked = [item for item in ranked if item[0] >= req.score_threshold]
-    out = []
-    for score, key in ranked[req.offset:req.offset + req.limit]:
-        point = col.points[key]
-        rec = req.shape.record(col, point)
-        rec["score"] = float(score)
-        rec["version"] = point.version
-        out.append(rec)
-    return out
+    return _records(col, req, ranked)
 
 
 def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,

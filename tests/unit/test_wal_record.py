@@ -22,7 +22,7 @@ BODIES = {
     "upsert": {"points": [{"id": 1, "vector": [1.0, 2.0, 3.0], "payload": {"a": [1, {"b": None}]}},
                           {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0.0, 0.5, 1.0]},
                           {"id": 2, "vector": {"": [1.0, 1.0, 1.0], "text": {"indices": [7, 3], "values": [0.5, 1.5]}}}]},
-    "update_vectors": {"points": [{"id": 1, "vector": [3.0, 2.0, 1.0]}]},
+    "update_vectors": {"points": [{"id": 1, "vector": [3.0, 2.0, 1.0]}, {"id": 2, "vector": {"m": [[1.0, 2.0], [3.0, 4.0]]}}]},
     "delete_vectors": {"points": [1], "vector": [""]},
     "set_payload": {"filter": {"must": [{"key": "a", "match": {"value": 1}}]}, "payload": {"x": 1}, "key": "y"},
     "overwrite_payload": {"points": [1], "payload": {"x": 2}},
