@@ -73,7 +73,7 @@ CASES = [
     ("plain vector in named collection", "PUT", N + "/points", up(pt(1)), 400, "Not existing vector name error: "),
     ("sparse vector for a dense name", "PUT", N + "/points", up(pt(1, {"text": {"indices": [1], "values": [0.5]}})),
      400, "Conversion between sparse and regular vectors failed for vector: text"),
-    ("multi-vector", "PUT", P + "/points", up(pt(1, [V3, V3])), 400, "multi-vectors are not supported"),
+    ("multi-vector for a plain vector", "PUT", P + "/points", up(pt(1, [V3, V3])), 400, "Conversion between multi and regular vectors failed"),
     ("batch: fewer vectors than ids", "PUT", P + "/points", {"batch": {"ids": [1, 2], "vectors": [V3]}}, 422,
      "Validation error in JSON body: [batch: number of ids and vectors must be equal (2 != 1)]"),
     ("batch: fewer payloads than ids", "PUT", P + "/points",
