@@ -21,9 +21,8 @@ def serve(settings: Settings) -> None:
     # The topic must exist before the consumer subscribes; broker auto-create is off.
     partitions = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
     state = State(settings.state_dir)
-    node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms))
-    for partition in range(partitions):
-        node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
+    node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms),
+                partitions)
     # Persisted vector indexes are mmapped now, so the first search needs no rebuild.
     indexes = IndexManager(settings.index_dir, state, settings.index)
     indexes.load()
