@@ -162,8 +162,7 @@ def cmd_checkpoint(settings: Settings, args) -> int:
                      "(the node checkpoints itself, POST /pointlog/checkpoint)")
     state = State(state_dir)
     try:
-        # The applied offsets name their partitions; none is ever far above the count.
-        partitions = [p for p in range(4096) if state.applied_offset(settings.topic, p) >= 0]
+        partitions = list(state.applied_offsets(settings.topic))
         info = checkpoint.create(state, settings.data_dir, args.to, settings.topic, partitions)
     except FileExistsError as exc:
         return _fail(str(exc))

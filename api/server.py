@@ -29,10 +29,9 @@ def serve(settings: Settings) -> None:
     ends = asyncio.run(_log_ends(settings))
     partitions = len(ends)
     state = State(settings.state_dir)
-    node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms))
+    node = Node(settings, state, Producer(settings.kafka_bootstrap, settings.topic, linger_ms=settings.linger_ms),
+                partitions)
     node.ready_at = ends  # /readyz: ready once the log as it was at start is applied
-    for partition in range(partitions):
-        node.progress.applied[partition] = state.applied_offset(settings.topic, partition)
     # Persisted vector indexes are mmapped now, so the first search needs no rebuild.
     indexes = IndexManager(settings.index_dir, state, settings.index)
     indexes.load()

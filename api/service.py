@@ -118,7 +118,8 @@ def order_by_refusal(col: Collection, key: str) -> BadRequest:
 
 def not_ready(node: Node) -> str | None:
     """Why the node is not ready to serve reads that reflect the log, or None."""
-    behind = {p: end for p, end in node.ready_at.items() if node.progress.applied.get(p, -1) < end - 1}
+    applied = node.applied()
+    behind = {p: end for p, end in node.ready_at.items() if applied.get(p, -1) < end - 1}
     if behind:
         return f"applying the log: partitions {sorted(behind)} not yet at the offsets seen at start"
     return None

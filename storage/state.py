@@ -1,14 +1,18 @@
 """The node's state: collections in memory, mirrored to RocksDB.
 
-Every change made while applying a group of records is staged in one rocksdict
-``WriteBatch`` together with the applied offsets of their partitions; ``commit``
-writes it atomically. A crash before the commit loses nothing the log does not
-still hold: the node resumes at the stored offsets and reapplies.
+Every change made while applying a group of records goes through one
+``Transaction`` (storage.transaction), committed atomically with the applied
+offsets of their partitions. A crash before the commit loses nothing the log does
+not still hold: the node resumes at the stored offsets and reapplies.
+
+The state is the one owner of the applied offsets: loaded once at open, changed
+only by a commit, read by everyone else (applier, waiters, /metrics, checkpoints).
 
 Layout (raw mode, so keys sort bytewise):
 - column family ``meta``: ``collection/<name>`` -> catalog entry, ``aliases`` -> {alias: name},
   ``applied/<topic>/<partition>`` -> offset, ``next_cid``, ``format``,
-  ``dead_letters`` -> count, ``failure/<partition:u32><offset:u64>`` -> error.
+  ``dead_letters`` -> count, ``failure/<partition:u32><offset:u64>`` -> error,
+  ``outbox/<partition:u32><offset:u64>`` -> a dead letter not yet in the DLQ topic.
 - column family ``points``: ``<cid:u32><point key>`` -> {version, payload, vectors}.
   Collections get a fresh internal id, so a recreated name never sees old points.
 """
@@ -16,28 +20,19 @@ import os
 
 import msgpack
 import numpy as np
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict
 
 from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.ids import decode_id
+from storage.transaction import (APPLIED_PREFIX, OUTBOX_PREFIX, DeadLetter, Transaction, failure_key, outbox_key,
+                                 parse_applied_key)
+from storage.transaction import u32 as _u32
 from storage.vectors import multi as multivec
 from storage.vectors.sparse import SparseVector
 
 FORMAT_VERSION = 1
 _META, _POINTS = "meta", "points"
-
-
-def _u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
-
-
-def _u64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
-
-
-def _applied_key(topic: str, partition: int) -> bytes:
-    return b"applied/" + topic.encode() + b"/" + _u32(partition)
 
 
 def encode_point(point: Point, vectors: dict) -> bytes:
@@ -79,13 +74,13 @@ class State:
         self.db = Rdict(path, options=opts, column_families=cfs)
         self.meta = self.db.get_column_family(_META)
         self.points_cf = self.db.get_column_family(_POINTS)
-        self._meta_h = self.db.get_column_family_handle(_META)
+        self.meta_handle = self.db.get_column_family_handle(_META)
         self._points_h = self.db.get_column_family_handle(_POINTS)
         self.collections: dict = {}
         self.aliases: dict = {}  # alias -> collection name
-        self.dead_letters = 0
-        self._batch = WriteBatch(raw_mode=True)
-        self._dirty = False
+        self.dead_letters = 0  # committed count
+        self._applied: dict = {}  # (topic, partition) -> committed offset
+        self._txn: Transaction | None = None
         self._next_cid = 1
         self._load()
 
@@ -104,10 +99,10 @@ class State:
         self.dead_letters = int.from_bytes(raw, "big") if raw else 0
         raw = self.meta.get(b"aliases")
         self.aliases = msgpack.unpackb(raw) if raw else {}
+        for key, value in self._prefixed(APPLIED_PREFIX):
+            self._applied[parse_applied_key(key)] = int.from_bytes(value, "big")
         by_cid = {}
-        for key, value in self.meta.items(from_key=b"collection/"):
-            if not key.startswith(b"collection/"):
-                break
+        for _key, value in self._prefixed(b"collection/"):
             entry = msgpack.unpackb(value)
             col = Collection(entry["cid"], entry["name"], CollectionConfig.from_body(entry["config"]),
                              entry["offset"])
@@ -126,38 +121,74 @@ class State:
                 if store is not None:
                     store.put(pkey, vec)
 
+    def _prefixed(self, prefix: bytes):
+        for key, value in self.meta.items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            yield key, value
+
     # ---- reads ---------------------------------------------------------------
 
     def applied_offset(self, topic: str, partition: int) -> int:
-        """The last applied offset of a partition, or -1 if none."""
-        raw = self.meta.get(_applied_key(topic, partition))
-        return int.from_bytes(raw, "big") if raw is not None else -1
+        """The last committed offset of a partition, or -1 if none."""
+        return self._applied.get((topic, partition), -1)
+
+    def applied_offsets(self, topic: str) -> dict:
+        """{partition: last committed offset} of the partitions with one."""
+        return {p: o for (t, p), o in sorted(self._applied.items()) if t == topic}
+
+    def failure(self, partition: int, offset: int) -> dict | None:
+        raw = self.meta.get(failure_key(partition, offset))
+        return msgpack.unpackb(raw) if raw is not None else None
+
+    # ---- transactions --------------------------------------------------------
+
+    def transaction(self, topic: str) -> Transaction:
+        """Open the transaction that the write methods below stage into."""
+        if self._txn is not None:
+            raise RuntimeError("a state transaction is already open; commit it first")
+        self._txn = Transaction(self, topic)
+        return self._txn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._txn is not None
+
+    def _committed(self, txn: Transaction, dead_total: int) -> None:
+        """Called by ``Transaction.commit`` once its batch is on disk."""
+        for partition, offset in txn.offsets.items():
+            self._applied[(txn.topic, partition)] = offset
+        self.dead_letters = dead_total
+        self._txn = None
+
+    def _staging(self):
+        if self._txn is None:
+            raise RuntimeError("state changes need an open transaction (State.transaction)")
+        return self._txn.batch
 
     # ---- staged writes (used by storage.apply) --------------------------------
 
     def allocate_cid(self) -> int:
         cid = self._next_cid
         self._next_cid += 1
-        self._batch.put(b"next_cid", _u32(self._next_cid), self._meta_h)
-        self._dirty = True
+        self._staging().put(b"next_cid", _u32(self._next_cid), self.meta_handle)
         return cid
 
     def put_collection(self, col: Collection) -> None:
         entry = {"cid": col.cid, "name": col.name, "config": col.config.to_json(), "offset": col.created_offset,
                  "payload_schema": col.payload_schema}
-        self._batch.put(b"collection/" + col.name.encode(), msgpack.packb(entry), self._meta_h)
+        self._staging().put(b"collection/" + col.name.encode(), msgpack.packb(entry), self.meta_handle)
         self.collections[col.name] = col
-        self._dirty = True
 
     def drop_collection(self, col: Collection) -> None:
-        self._batch.delete(b"collection/" + col.name.encode(), self._meta_h)
-        self._batch.delete_range(_u32(col.cid), _u32(col.cid + 1), self._points_h)
+        batch = self._staging()
+        batch.delete(b"collection/" + col.name.encode(), self.meta_handle)
+        batch.delete_range(_u32(col.cid), _u32(col.cid + 1), self._points_h)
         del self.collections[col.name]
-        self._dirty = True
 
     def put_aliases(self, aliases: dict) -> None:
         """Replace the whole alias table: a few names, written as one value."""
-        self._batch.put(b"aliases", msgpack.packb(aliases), self._meta_h)
+        self._staging().put(b"aliases", msgpack.packb(aliases), self.meta_handle)
         self.aliases = aliases
 
     def resolve(self, name: str) -> str:
@@ -165,38 +196,33 @@ class State:
         return name if name in self.collections else self.aliases.get(name, name)
 
     def put_point(self, col: Collection, point: Point) -> None:
-        self._batch.put(_u32(col.cid) + point.key, encode_point(point, col.point_vectors(point.key)),
-                        self._points_h)
-        self._dirty = True
+        self._staging().put(_u32(col.cid) + point.key, encode_point(point, col.point_vectors(point.key)),
+                            self._points_h)
 
     def delete_point(self, col: Collection, key: bytes) -> None:
-        self._batch.delete(_u32(col.cid) + key, self._points_h)
-        self._dirty = True
+        self._staging().delete(_u32(col.cid) + key, self._points_h)
 
-    def record_failure(self, partition: int, offset: int, error: dict) -> None:
-        self._batch.put(b"failure/" + _u32(partition) + _u64(offset), msgpack.packb(error), self._meta_h)
-        self._dirty = True
+    # ---- the outbox of dead letters ------------------------------------------
 
-    def count_dead_letter(self) -> None:
-        self.dead_letters += 1
-        self._batch.put(b"dead_letters", _u64(self.dead_letters), self._meta_h)
-        self._dirty = True
+    def outbox(self, limit: int | None = None) -> list:
+        """Committed dead letters not yet published, in partition and offset order."""
+        out = []
+        for _key, value in self._prefixed(OUTBOX_PREFIX):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(DeadLetter.decode(value))
+        return out
 
-    def failure(self, partition: int, offset: int) -> dict | None:
-        raw = self.meta.get(b"failure/" + _u32(partition) + _u64(offset))
-        return msgpack.unpackb(raw) if raw is not None else None
-
-    def commit(self, topic: str, offsets: dict) -> None:
-        """Write staged changes and the applied offsets {partition: offset} atomically."""
-        for partition, offset in offsets.items():
-            self._batch.put(_applied_key(topic, partition), _u64(offset), self._meta_h)
-        self.db.write(self._batch)
-        self._batch = WriteBatch(raw_mode=True)
-        self._dirty = False
+    def published(self, letter: DeadLetter) -> None:
+        """The DLQ topic has it: drop it from the outbox. Not part of any transaction:
+        it changes no applied state, and on its own it is atomic."""
+        self.meta.delete(outbox_key(letter.partition, letter.offset))
 
     def close(self) -> None:
+        # An open transaction is dropped, as a crash would drop it.
+        self._txn = None
         # Column family objects hold the DB open; drop them first or the lock stays.
         self.meta.close()
         self.points_cf.close()
-        del self.meta, self.points_cf, self._meta_h, self._points_h, self._batch
+        del self.meta, self.points_cf, self.meta_handle, self._points_h
         self.db.close()

@@ -1,8 +1,9 @@
 """Applying WAL records to the state, idempotently, in groups.
 
-``Applier.apply_records`` is the synchronous heart of every consumer of the log (the
-faust agent, rebuild, restore): it decodes each record, applies it, and stages
-everything with the new applied offsets for ONE atomic commit. Then:
+``Applier.apply_and_commit`` is the synchronous heart of every consumer of the log
+(the faust agent, rebuild, restore): it decodes each record, applies it, stages
+everything with the new applied offsets in one state transaction and commits it
+atomically. Then:
 - a record at or below the applied offset is a duplicate (redelivered after a
   crash or a rebalance) and is skipped;
 - a record past applied + 1 from a consumer we do not position ourselves is a gap:
@@ -10,8 +11,12 @@ everything with the new applied offsets for ONE atomic commit. Then:
   (``contiguous=False`` for records read in order from a known position, where a
   skipped offset is one the broker confirmed holds no record, e.g. a transaction
   marker);
-- a record that cannot be decoded or validated is a dead letter: skipped, counted
-  in the state, and copied to the DLQ topic by the caller.
+- a record that cannot be decoded or validated is a dead letter: skipped, and
+  staged in the state's outbox, from which ``streams.outbox`` copies it to the DLQ
+  topic after the commit.
+
+The state's applied offsets move only when the transaction commits; the applier
+keeps no copy of them.
 """
 import logging
 from dataclasses import dataclass, field
@@ -19,6 +24,8 @@ from dataclasses import dataclass, field
 from storage.apply import apply
 from storage.errors import BadRequest, QdrantError
 from storage.state import State
+from storage.transaction import DeadLetter as OutboxLetter
+from storage.transaction import Transaction
 from streams.codec import DecodeError, decode
 
 log = logging.getLogger(__name__)
@@ -50,33 +57,55 @@ class Gap:
 
 @dataclass
 class Applied:
-    offsets: dict = field(default_factory=dict)  # partition -> last offset in this group
-    failures: list = field(default_factory=list)  # (partition, offset, error dict)
+    txn: Transaction  # what the group staged
     dead: list = field(default_factory=list)  # DeadLetter
     gap: Gap | None = None  # where application stopped
     rest: list = field(default_factory=list)  # the records from the gap on, not looked at
     records: int = 0  # records applied (dead letters included)
     points: int = 0  # points written by upserts and vector updates, for throughput figures
 
+    @property
+    def offsets(self) -> dict:
+        """partition -> last offset in this group."""
+        return self.txn.offsets
+
+    @property
+    def failures(self) -> list:
+        """(partition, offset, error dict)."""
+        return self.txn.failures
+
 
 class Applier:
     def __init__(self, state: State, topic: str):
         self.state = state
         self.topic = topic
-        self._applied: dict = {}  # partition -> offset, a cache of the state's
 
     def applied(self, partition: int) -> int:
-        if partition not in self._applied:
-            self._applied[partition] = self.state.applied_offset(self.topic, partition)
-        return self._applied[partition]
+        """The committed applied offset of a partition (the state owns it)."""
+        return self.state.applied_offset(self.topic, partition)
+
+    def apply_and_commit(self, records, contiguous: bool = True) -> Applied:
+        """Apply a group and commit it in one synchronous call.
+
+        This is where the invariant that makes every read consistent holds: between
+        the first in-memory change of a group and its commit there is no ``await``,
+        so nothing else on the event loop (HTTP and gRPC reads, checkpoints, the
+        outbox publisher) ever sees applied-but-uncommitted state. Keep it so:
+        anything that must wait on I/O (dead letters to Kafka) goes through the
+        outbox, after the commit."""
+        result = self.apply_records(records, contiguous)
+        self.commit(result)
+        return result
 
     def apply_records(self, records, contiguous: bool = True) -> Applied:
-        """Apply a group of records and stage them; the caller commits with ``commit``,
-        then, if ``gap`` is set, reads the missing offsets from the broker, applies
-        them with ``contiguous=False`` and hands ``rest`` back."""
-        result = Applied()
+        """Apply a group of records in a new state transaction, uncommitted (tests
+        use it to stop before the commit, as a crash would); ``apply_and_commit`` is
+        the way to apply. If ``gap`` is set, the caller reads the missing offsets from
+        the broker, applies them with ``contiguous=False`` and hands ``rest`` back."""
+        txn = self.state.transaction(self.topic)
+        result = Applied(txn)
         for i, rec in enumerate(records):
-            applied = self.applied(rec.partition)
+            applied = txn.applied_offset(rec.partition)
             if rec.offset <= applied:
                 continue
             if contiguous and rec.offset != applied + 1:
@@ -86,8 +115,7 @@ class Applier:
                             rec.partition, applied + 1, rec.offset)
                 break
             self._apply_one(rec, result)
-            self._applied[rec.partition] = rec.offset
-            result.offsets[rec.partition] = rec.offset
+            txn.set_offset(rec.partition, rec.offset)
             result.records += 1
         return result
 
@@ -100,8 +128,7 @@ class Applier:
         try:
             apply(self.state, command, rec.offset)
         except QdrantError as exc:
-            result.failures.append((rec.partition, rec.offset, exc.to_dict()))
-            self.state.record_failure(rec.partition, rec.offset, exc.to_dict())
+            result.txn.record_failure(rec.partition, rec.offset, exc.to_dict())
             # Malformed content (bad dimension, unknown vector) can only come from a
             # producer that bypassed the API: it is a dead letter too.
             if type(exc) is BadRequest:
@@ -115,12 +142,11 @@ class Applier:
 
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:
         if not failure_recorded:
-            result.failures.append((rec.partition, rec.offset, exc.to_dict()))
-            self.state.record_failure(rec.partition, rec.offset, exc.to_dict())
-        self.state.count_dead_letter()
+            result.txn.record_failure(rec.partition, rec.offset, exc.to_dict())
+        result.txn.dead_letter(OutboxLetter(rec.partition, rec.offset, rec.key, rec.value, list(rec.headers),
+                                            exc.message))
         result.dead.append(DeadLetter(rec, exc.message))
 
     def commit(self, result: Applied) -> None:
-        if result.offsets:
-            self.state.commit(self.topic, result.offsets)
+        result.txn.commit()
 

@@ -75,6 +75,8 @@ def finish(state: State, tmp: str, dest: str, topic: str, partitions) -> dict:
     """Checkpoint the state into ``tmp`` and rename it to ``dest``. Must run between two
     commits (on the applier's event loop, or on a stopped node): RocksDB checkpoints
     only committed writes, which always carry their applied offsets."""
+    if state.in_transaction:
+        raise RuntimeError("checkpoint during a state transaction: its info would describe uncommitted changes")
     try:
         Checkpoint(state.db).create_checkpoint(os.path.join(tmp, "state"))
         offsets = {p: state.applied_offset(topic, p) for p in sorted(partitions)}

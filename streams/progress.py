@@ -1,46 +1,52 @@
-"""Completion tracking for ``wait=true``: an applied watermark per partition, and
-futures resolved when the applier commits past them.
+"""Completion tracking for ``wait=true``: futures resolved once the state's
+committed applied offset of their partition reaches them.
 
-Outcomes of failed operations are kept in memory for the waiters; the applier
-also records them in the state, so a late waiter can still read them.
+The applied offsets themselves belong to the state (moved only by a commit); this
+keeps the waiters, and the outcomes of recent failed operations for them (the
+applier also records those in the state, so a late waiter can still read them).
 """
 import asyncio
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+
+from storage.state import State
+
+FAILURES_KEPT = 10000
 
 
 class Progress:
-    def __init__(self):
-        self.applied: dict = {}  # partition -> last applied offset
+    def __init__(self, state: State, topic: str, failures_kept: int = FAILURES_KEPT):
+        self._state = state
+        self._topic = topic
         self._waiters = defaultdict(list)  # partition -> [(offset, future)]
-        self._failures: dict = {}  # (partition, offset) -> error dict
-        self._failure_order: list = []
+        self._failures: OrderedDict = OrderedDict()  # (partition, offset) -> error dict, oldest first
+        self._failures_kept = failures_kept
 
     def reached(self, partition: int, offset: int) -> bool:
-        return self.applied.get(partition, -1) >= offset
+        return self._state.applied_offset(self._topic, partition) >= offset
 
     def record_failure(self, partition: int, offset: int, error: dict) -> None:
         self._failures[(partition, offset)] = error
-        self._failure_order.append((partition, offset))
-        if len(self._failure_order) > 10000:
-            self._failures.pop(self._failure_order.pop(0), None)
+        if len(self._failures) > self._failures_kept:
+            self._failures.popitem(last=False)
 
     def failure(self, partition: int, offset: int) -> dict | None:
         return self._failures.get((partition, offset))
 
-    def advance(self, partition: int, offset: int) -> None:
-        """Called right after the state commit that includes ``offset``."""
-        self.applied[partition] = offset
-        waiters = self._waiters.get(partition)
-        if not waiters:
-            return
-        keep = []
-        for target, fut in waiters:
-            if target <= offset:
-                if not fut.done():
-                    fut.set_result(None)
-            else:
-                keep.append((target, fut))
-        self._waiters[partition] = keep
+    def committed(self, partitions) -> None:
+        """Called right after a state commit: resolve the waiters it satisfied."""
+        for partition in partitions:
+            waiters = self._waiters.get(partition)
+            if not waiters:
+                continue
+            applied = self._state.applied_offset(self._topic, partition)
+            keep = []
+            for target, fut in waiters:
+                if target <= applied:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    keep.append((target, fut))
+            self._waiters[partition] = keep
 
     async def wait(self, partition: int, offset: int, timeout: float | None) -> bool:
         """True once applied, False on timeout."""

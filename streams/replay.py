@@ -157,8 +157,7 @@ async def replay(state: State, reader: LogReader, end: dict, start: dict | None 
         stats.records += len(records)
         chosen = records if select is None else [r for r in records if select(r)]
         # The reader positioned itself: a skipped offset is one the broker has no record at.
-        result = applier.apply_records(chosen, contiguous=False)
-        applier.commit(result)
+        result = applier.apply_and_commit(chosen, contiguous=False)
         stats.applied += result.records
         stats.points += result.points
         stats.dead += len(result.dead)

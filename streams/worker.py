@@ -23,7 +23,6 @@ from streams import checkpoint
 from streams.applier import Applied, Applier, Record
 from streams.node import Node
 from streams.replay import LogError, read_range
-from streams.topics import dlq_topic
 
 log = logging.getLogger(__name__)
 MAX_GROUP = 500  # records per state commit
@@ -125,42 +124,44 @@ def build_faust_app(node: Node) -> PointlogApp:
 
     async def _apply_group(batch: list) -> None:
         applier: Applier = app.pointlog_applier
-        result = applier.apply_records(batch)
-        await _settle(result)
+        # Each apply_and_commit is one synchronous step (no await inside): readers on
+        # this loop only ever see committed groups.
+        result = applier.apply_and_commit(batch)
+        _committed(result)
         while result.gap is not None:
             # Never skip offsets silently, and never trust a re-seek of the faust
             # consumer (it drops what it thinks it has read): read the missing range
             # straight from the broker; offsets it has no record at are confirmed empty.
             gap = result.gap
             missing = await read_range(s.kafka_bootstrap, s.topic, gap.partition, gap.expected, gap.got + 1)
-            await _settle(applier.apply_records(missing, contiguous=False))
+            _committed(applier.apply_and_commit(missing, contiguous=False))
             if applier.applied(gap.partition) < gap.got:
                 raise LogError(f"partition {gap.partition}: the broker did not return offset {gap.got}, "
                                f"which it delivered before; refusing to skip {gap.expected}..{gap.got}")
-            result = applier.apply_records(result.rest)
-            await _settle(result)
+            result = applier.apply_and_commit(result.rest)
+            _committed(result)
 
-    async def _settle(result: Applied) -> None:
-        """Dead letters out, then the commit, then the waiters."""
-        if result.dead:
-            await node.publish_dead_letters(dlq_topic(s.topic), result.dead)
-        app.pointlog_applier.commit(result)
+    def _committed(result: Applied) -> None:
+        """After a commit: the waiters, then the dead letters it put in the outbox."""
         for partition, offset, error in result.failures:
             node.progress.record_failure(partition, offset, error)
-        for partition, offset in result.offsets.items():
-            node.progress.advance(partition, offset)
+        node.progress.committed(result.offsets)
+        if result.dead:
+            node.outbox.wake()
+
+    app.task(node.outbox.run)
 
     if s.checkpoint_every > 0:
         @app.timer(s.checkpoint_every, name="pointlog-checkpoint")
         async def take_checkpoint():
-            if node.progress.applied == app.pointlog_last_checkpoint:
+            if node.applied() == app.pointlog_last_checkpoint:
                 return  # nothing applied since the last one
             try:
                 info = await node.checkpoint()
             except Exception:  # a full disk must not stop the applier; the next tick retries
                 log.exception("automatic checkpoint failed")
                 return
-            app.pointlog_last_checkpoint = dict(node.progress.applied)
+            app.pointlog_last_checkpoint = node.applied()
             await asyncio.to_thread(checkpoint.prune, s.data_dir, s.checkpoint_keep)
             log.info("checkpoint %s at %s", info["path"], info["applied"])
 

@@ -66,7 +66,7 @@ async def metrics(request: Request):
     """Prometheus text: how far this node has applied the log, and its dead letters."""
     node: Node = request.app.state.node
     lines = ["# TYPE pointlog_applied_offset gauge"]
-    for partition, offset in sorted(node.progress.applied.items()):
+    for partition, offset in sorted(node.applied().items()):
         lines.append(f'pointlog_applied_offset{{topic="{node.settings.topic}",partition="{partition}"}} {offset}')
     lines += ["# TYPE pointlog_dead_letters_total counter",
               f"pointlog_dead_letters_total {node.state.dead_letters}",

@@ -66,18 +66,23 @@ def run_queries(col, queries: np.ndarray, **extra) -> tuple:
 
 # ---- in process ---------------------------------------------------------------------
 
+def commit_apply(state: State, command: ops.Command, offset: int) -> None:
+    txn = state.transaction("bench")
+    apply(state, command, offset)
+    txn.set_offset(0, offset)
+    txn.commit()
+
+
 def load_state(path: str, data: np.ndarray, distance: str, batch: int = 1000) -> tuple:
     state = State(path)
-    apply(state, ops.Command("bench", parse(ops.CreateCollection, 
+    commit_apply(state, ops.Command("bench", parse(ops.CreateCollection, 
         {"vectors": {"size": data.shape[1], "distance": distance}})), 0)
-    state.commit("bench", {0: 0})
     offset = 1
     started = time.perf_counter()
     for start in range(0, len(data), batch):
         points = [{"id": i, "vector": data[i].astype("<f4").tobytes(), "payload": {"g": i % 10}}
                   for i in range(start, min(start + batch, len(data)))]
-        apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
-        state.commit("bench", {0: offset})
+        commit_apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
         offset += 1
         if (start // batch) % 20 == 0:
             progress(f"applied {start + len(points)}/{len(data)}")
@@ -144,8 +149,7 @@ def in_process(args, data: np.ndarray, queries: np.ndarray, tmp: str) -> None:
     for start in range(0, len(extra), 1000):
         points = [{"id": base + i, "vector": extra[i].astype("<f4").tobytes()}
                   for i in range(start, min(start + 1000, len(extra)))]
-        apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
-        state.commit("bench", {0: offset})
+        commit_apply(state, ops.Command("bench", parse(ops.Upsert, {"points": points})), offset)
         offset += 1
     truth, _ = run_queries(col, queries, params={"exact": True})
     found, qps = run_queries(col, queries)

@@ -13,10 +13,12 @@ class StateLog:
         self.offset = 0
 
     def do(self, op, collection: str = "c") -> None:
+        txn = self.state.transaction(TOPIC)
         try:
             apply(self.state, ops.Command(collection, op), self.offset)
         finally:  # a failing op keeps what it did before the error, as the applier does
-            self.state.commit(TOPIC, {0: self.offset})
+            txn.set_offset(0, self.offset)
+            txn.commit()
             self.offset += 1
 
     def reopen(self) -> None:

@@ -38,10 +38,12 @@ class Log:
     def __call__(self, collection: str, kind: str, **body) -> int:
         """Apply one command; return its offset. Errors propagate (after the commit)."""
         self.offset += 1
+        txn = self.state.transaction(TOPIC)
         try:
             apply(self.state, cmd(collection, kind, **body), self.offset)
         finally:
-            self.state.commit(TOPIC, {0: self.offset})
+            txn.set_offset(0, self.offset)
+            txn.commit()
         return self.offset
 
 
@@ -440,7 +442,7 @@ def _replay(path, log: list, group: int, via_wire: bool | None) -> State:
     """Apply ``log`` to a fresh state, committing every ``group`` commands;
     ``via_wire`` sends each command through the WAL codec (True: msgpack, False: JSON)."""
     state = State(str(path))
-    pending = 0
+    txn = state.transaction(TOPIC)
     for offset, (c, kind, body) in enumerate(log):
         command = cmd(c, kind, **body)
         if via_wire is not None:
@@ -449,11 +451,11 @@ def _replay(path, log: list, group: int, via_wire: bool | None) -> State:
             apply(state, command, offset)
         except QdrantError:
             pass
-        pending += 1
-        if pending == group:
-            state.commit(TOPIC, {0: offset})
-            pending = 0
-    state.commit(TOPIC, {0: len(log) - 1})
+        txn.set_offset(0, offset)
+        if (offset + 1) % group == 0:
+            txn.commit()
+            txn = state.transaction(TOPIC)
+    txn.commit()
     return state
 
 
@@ -491,8 +493,10 @@ def test_reopening_the_state_reproduces_the_same_view(tmp_path):
                 for key in store.slot_of:
                     assert key in col.points
         # And it goes on from there like a state that never closed.
+        txn = state.transaction(TOPIC)
         apply(state, cmd("p", "upsert", points=[{"id": 1000, "vector": [1, 0, 0]}]), len(log))
-        state.commit(TOPIC, {0: len(log)})
+        txn.set_offset(0, len(log))
+        txn.commit()
         assert point(state, "p", 1000).version == len(log)
         assert np.allclose(state.collections["p"].vectors[""].get(encode_id(1000)), [1, 0, 0])
     finally:
