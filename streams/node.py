@@ -20,6 +20,7 @@ class Node:
         self.state = state
         self.producer = producer
         self.progress = Progress()
+        self.indexes = None  # the index scheduler (streams.indexer.IndexManager) when one runs; read by metrics
         self._checkpointing = asyncio.Lock()
 
     async def publish_dead_letters(self, topic: str, dead: list) -> None:
