@@ -7,9 +7,9 @@ handlers answer from the node's local state.
 import time
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from api.metrics import scrape
 from api.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
 from storage import reads
@@ -53,20 +53,6 @@ def _collection(request: Request, node: Node) -> Collection:
 async def root(request: Request) -> JSON:
     return JSON({"title": "pointlog - Qdrant-compatible event-sourced vector points service",
                  "version": VERSION, "commit": None})
-
-
-async def metrics(request: Request):
-    """Prometheus text: how far this node has applied the log, and its dead letters."""
-    node: Node = request.app.state.node
-    lines = ["# TYPE pointlog_applied_offset gauge"]
-    for partition, offset in sorted(node.progress.applied.items()):
-        lines.append(f'pointlog_applied_offset{{topic="{node.settings.topic}",partition="{partition}"}} {offset}')
-    lines += ["# TYPE pointlog_dead_letters_total counter",
-              f"pointlog_dead_letters_total {node.state.dead_letters}",
-              "# TYPE pointlog_points gauge"]
-    for name, col in sorted(node.state.collections.items()):
-        lines.append(f'pointlog_points{{collection="{name}"}} {len(col)}')
-    return PlainTextResponse("\n".join(lines) + "\n")
 
 
 @handler
@@ -315,7 +301,7 @@ _C = "/collections/{collection}"
 
 ROUTES = [
     Route("/", root),
-    Route("/metrics", metrics),
+    Route("/metrics", scrape),
     Route("/pointlog/checkpoint", take_checkpoint, methods=["POST"]),
     Route("/collections", list_collections),
     Route(_C + "/exists", collection_exists),
