@@ -9,6 +9,7 @@ from api.rest.app import build_app
 from storage.state import State
 from streams.indexer import IndexManager
 from streams.node import Node
+from streams.node_metrics import consumer_log_ends
 from streams.producer import Producer
 from streams.replay import LogReader
 from streams.settings import Settings
@@ -35,9 +36,11 @@ def serve(settings: Settings) -> None:
     # Persisted vector indexes are mmapped now, so the first search needs no rebuild.
     indexes = IndexManager(settings.index_dir, state, settings.index)
     indexes.load()
+    node.indexes = indexes
     app = build_faust_app(node)
     app.task(indexes.run)
-    serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
+    http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
+    serve_asgi(app, http, host=settings.host, port=settings.port, access_log=False)
     worker = faust.Worker(app, loglevel=settings.loglevel, quiet=True)
     print(f"pointlog: applying {settings.topic}@{settings.kafka_bootstrap} into {settings.data_dir}; "
           f"HTTP on http://{settings.host}:{settings.port}", flush=True)

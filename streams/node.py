@@ -26,6 +26,7 @@ class Node:
         self.progress = Progress(state, settings.topic)
         self.outbox = OutboxPublisher(state, producer, dlq_topic(settings.topic))
         self.ready_at: dict = {}  # partition -> end offset of the log when the node started
+        self.indexes = None  # the index scheduler (streams.indexer.IndexManager) when one runs; read by metrics
         self._checkpointing = asyncio.Lock()
 
     def applied(self) -> dict:

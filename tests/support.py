@@ -125,7 +125,7 @@ class Server:
         for line in text.splitlines():
             if line.startswith("pointlog_applied_offset{"):
                 labels, value = line.rsplit(" ", 1)
-                out[int(labels.split('partition="')[1].split('"')[0])] = int(value)
+                out[int(labels.split('partition="')[1].split('"')[0])] = _integer(value)
         return out
 
     def wait_caught_up(self, timeout: float = 30.0) -> None:
@@ -145,6 +145,14 @@ class Server:
                              check=True, capture_output=True, text=True,
                              cwd=ROOT)
         return out.stdout
+
+
+def _integer(value: str) -> int:
+    """A Prometheus sample that must be a whole number (the client writes ``3.0``)."""
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"expected a whole number, got {value}")
+    return int(number)
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict:

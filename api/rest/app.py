@@ -1,12 +1,15 @@
 """The Starlette application over a node."""
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Match
 
+from api.rest.metrics import RequestMetrics, node_registry
 from api.rest.responses import JSON
 from api.rest.routes import ROUTES
 from streams.node import Node
+from streams.node_metrics import LogEnds
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSON:
@@ -38,7 +41,11 @@ async def _unexpected(request: Request, exc: Exception) -> JSON:
     return JSON({"status": {"error": f"Service internal error: {type(exc).__name__}: {exc}"}, "time": 0.0}, 500)
 
 
-def build_app(node: Node) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: _http_error, Exception: _unexpected})
+def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
+    """``log_ends``: the log end offsets the applier lag is measured against."""
+    registry = node_registry(node, log_ends)
+    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+                    middleware=[Middleware(RequestMetrics, registry=registry)])
     app.state.node = node
+    app.state.metrics = registry
     return app

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from api import service
 from api.rest import bodies, fields
+from api.rest.metrics import scrape
 from api.rest.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
 from storage import reads
@@ -60,20 +61,6 @@ async def readyz(request: Request):
     if reason is not None:
         return PlainTextResponse(f"not ready: {reason}", status_code=503)
     return PlainTextResponse("all shards are ready")
-
-
-async def metrics(request: Request):
-    """Prometheus text: how far this node has applied the log, and its dead letters."""
-    node: Node = request.app.state.node
-    lines = ["# TYPE pointlog_applied_offset gauge"]
-    for partition, offset in sorted(node.applied().items()):
-        lines.append(f'pointlog_applied_offset{{topic="{node.settings.topic}",partition="{partition}"}} {offset}')
-    lines += ["# TYPE pointlog_dead_letters_total counter",
-              f"pointlog_dead_letters_total {node.state.dead_letters}",
-              "# TYPE pointlog_points gauge"]
-    for name, col in sorted(node.state.collections.items()):
-        lines.append(f'pointlog_points{{collection="{name}"}} {len(col)}')
-    return PlainTextResponse("\n".join(lines) + "\n")
 
 
 @handler
@@ -291,7 +278,7 @@ _C = "/collections/{collection}"
 
 ROUTES = [
     Route("/", root),
-    Route("/metrics", metrics),
+    Route("/metrics", scrape),
     Route("/healthz", healthz),
     Route("/livez", healthz),
     Route("/readyz", readyz),
