@@ -345,7 +345,8 @@ def test_restore_brings_back_points_deleted_by_filter(server, broker):
     put(server, "/collections/docs/points/vectors", {"points": [{"id": 0, "vector": [9.0, 9.0, 9.0, 9.0]}]})
     points[0]["vector"] = [9.0, 9.0, 9.0, 9.0]
     time.sleep(0.05)
-    before_mistake = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    now = time.time()  # one reading: seconds and milliseconds of two readings can straddle a second
+    before_mistake = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
     time.sleep(0.05)
     mistake = post(server, "/collections/docs/points/delete",
                    {"filter": {"must": [{"key": "color", "match": {"value": "red"}}]}})["operation_id"]
