@@ -4,6 +4,7 @@ collection, check the operation against it, publish it, answer. REST
 """
 from storage import aliases
 from storage import operations as ops
+from storage import reads
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
@@ -103,17 +104,17 @@ def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
             req.point_id = None
 
 
-def order_by_refusal(col: Collection, key: str) -> BadRequest:
-    """Scroll ``order_by``: Qdrant's own error where it would give one (no range
-    index on the key); pointlog's own where Qdrant would answer."""
+def check_order_by(col: Collection, order_by, offset) -> None:
+    """Scroll ``order_by`` needs a payload index with range lookups on its key, as in Qdrant."""
+    key, _descending, _start = reads.parse_order_by(order_by)
+    if offset is not None:
+        raise BadRequest("Bad request: Offset is not supported in conjunction with `order_by` scroll parameter")
     schema = col.payload_schema.get(key)
-    kind = ops.field_type(schema)
-    ranged = kind in ("integer", "float", "datetime") and not (isinstance(schema, dict) and
-                                                                schema.get("range") is False)
-    if ranged:
-        return BadRequest("Bad request: `order_by` is not supported by pointlog yet")
-    return BadRequest("Bad request: No range index for `order_by` key found. "
-                      "Please create one to use `order_by`.")
+    ranged = ops.field_type(schema) in ("integer", "float", "datetime") and not (
+        isinstance(schema, dict) and schema.get("range") is False)
+    if not ranged:
+        raise BadRequest("Bad request: No range index for `order_by` key found. "
+                         "Please create one to use `order_by`.")
 
 
 def not_ready(node: Node) -> str | None:

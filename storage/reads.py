@@ -8,7 +8,8 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
-from storage.paths import parse_path
+from storage.filters import parse_datetime
+from storage.paths import compile_getter, parse_path
 from storage.vectors.sparse import SparseVector
 
 
@@ -200,6 +201,70 @@ def scroll_keys(col: Collection, flt: Filter | None, start: bytes | None, want: 
     else:
         keys = (key for key in keys if key in found)
     return keys if plan.exact else (key for key in keys if keep(key))
+
+
+def parse_order_by(raw) -> tuple:
+    """(key, descending, start_from) of a scroll's ``order_by``: a key or {key, direction, start_from}."""
+    if isinstance(raw, str):
+        raw = {"key": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
+        raise BadRequest("Format error in JSON body: order_by must be a payload key or {key, direction, start_from}")
+    unknown = set(raw) - {"key", "direction", "start_from"}
+    if unknown:
+        raise BadRequest(f"Format error in JSON body: order_by: unknown field `{sorted(unknown)[0]}`")
+    direction = raw.get("direction") or "asc"
+    if direction not in ("asc", "desc"):
+        raise BadRequest(f"Format error in JSON body: order_by.direction: unknown variant `{direction}`, "
+                         "expected `asc` or `desc`")
+    start = raw.get("start_from")
+    if start is not None:
+        start = order_value(start)
+        if start is None:
+            raise BadRequest("Format error in JSON body: order_by.start_from must be a number or a datetime")
+    parse_path(raw["key"])
+    return raw["key"], direction == "desc", start
+
+
+def order_value(value):
+    """What a payload value sorts by: a number as is, a datetime string as microseconds
+    since the epoch (UTC), anything else not at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def scroll_by_value(col: Collection, order_by, raw_filter, limit, shape: Shape) -> dict:
+    """Points in the order of a payload value; a point appears once per distinct value it
+    holds there. Equal values go in id order. There is no next page offset: the next
+    page starts from the last value seen (``start_from``), as in Qdrant."""
+    shape.check(col)
+    limit = _limit(limit, default=10)
+    key, descending, start = parse_order_by(order_by)
+    getter = compile_getter(parse_path(key))
+    flt = compile_filter(raw_filter)
+    keep = holds(col, flt) if flt is not None and not flt.matches_all else None
+    entries = []
+    for pkey in col.order:
+        if keep is not None and not keep(pkey):
+            continue
+        values = set()
+        for found in getter(col.points[pkey].payload):
+            for value in (found if isinstance(found, list) else [found]):
+                ordered = order_value(value)
+                if ordered is not None:
+                    values.add(ordered)
+        for value in values:
+            if start is None or (value <= start if descending else value >= start):
+                entries.append((value, pkey))
+    entries.sort(key=lambda entry: ((-entry[0] if descending else entry[0]), entry[1]))
+    page = []
+    for value, pkey in entries[:limit]:
+        record = shape.record(col, col.points[pkey])
+        record["order_value"] = value
+        page.append(record)
+    return {"points": page, "next_page_offset": None}
 
 
 def count(col: Collection, raw_filter) -> int:

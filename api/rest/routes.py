@@ -193,9 +193,10 @@ async def scroll_points(request: Request, node: Node):
     col = _collection(request, node)
     fields.only(body, "scroll")
     order_by = body.get("order_by")
-    if order_by is not None:
-        raise service.order_by_refusal(col, order_by.get("key") if isinstance(order_by, dict) else order_by)
     shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    if order_by is not None:
+        service.check_order_by(col, order_by, body.get("offset"))
+        return reads.scroll_by_value(col, order_by, body.get("filter"), body.get("limit"), shape)
     return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
 
 

@@ -145,6 +145,7 @@ def test_10_order_by_on_a_range_index_does_not_ask_for_an_index(node, broker):
     r = http(node, "PUT", f"/collections/{name}/index?wait=true",
              {"field_name": "n", "field_schema": {"type": "integer", "lookup": True, "range": True}})
     assert r.status_code == 200, r.text
-    r = http(node, "POST", f"/collections/{name}/points/scroll", {"order_by": "n"})
-    assert r.status_code == 400 and "Please create one" not in r.json()["status"]["error"]
-    assert "order_by" in r.json()["status"]["error"]
+    r = http(node, "POST", f"/collections/{name}/points/scroll", {"order_by": {"key": "n", "direction": "desc"},
+                                                                  "limit": 3})
+    assert r.status_code == 200, r.text
+    assert [(p["id"], p["order_value"]) for p in r.json()["result"]["points"]] == [(9, 9), (8, 8), (7, 7)]
