@@ -126,6 +126,21 @@ def not_ready(node: Node) -> str | None:
     return None
 
 
+_FACET_INDEXES = ("keyword", "integer", "uuid", "bool")
+
+
+def facet(col: Collection, body: dict) -> dict:
+    """Facet counts need a payload index on the key that looks values up, as in Qdrant."""
+    key = body.get("key")
+    if not isinstance(key, str):
+        raise BadRequest("Format error in JSON body: missing field `key`")
+    if ops.field_type(col.payload_schema.get(key)) not in _FACET_INDEXES:
+        raise BadRequest(f"Bad request: Index required but not found for \"{key}\" of one of the following "
+                         f"types: [{', '.join(_FACET_INDEXES)}]. Help: Create an index for this key or use a "
+                         "different filter.")
+    return reads.facet(col, key, body.get("filter"), body.get("limit"))
+
+
 def collection_info(col: Collection) -> dict:
     extra = col.config.extra
     hnsw = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0,

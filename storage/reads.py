@@ -267,6 +267,40 @@ def scroll_by_value(col: Collection, order_by, raw_filter, limit, shape: Shape) 
     return {"points": page, "next_page_offset": None}
 
 
+_FACET_TYPES = (bool, int, str)  # the position is a type tag: True and 1 are different facet values
+
+
+def facet(col: Collection, key: str, raw_filter, limit) -> dict:
+    """Values of a payload key and how many points hold each (a point counts once per
+    value), most frequent first, then by value. UUID strings count in one spelling."""
+    limit = _limit(limit, default=10)
+    getter = compile_getter(parse_path(key))
+    flt = compile_filter(raw_filter)
+    keep = None if flt is None or flt.matches_all else holds(col, flt)
+    keys = col.order if keep is None else (k for k in col.order if keep(k))
+    counts: dict = {}
+    for pkey in keys:
+        values = set()
+        for found in getter(col.points[pkey].payload):
+            for value in (found if isinstance(found, list) else [found]):
+                if type(value) not in _FACET_TYPES:
+                    continue
+                if isinstance(value, str):
+                    value = _uuid_spelling(value)
+                values.add((_FACET_TYPES.index(type(value)), value))
+        for tagged in values:
+            counts[tagged] = counts.get(tagged, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return {"hits": [{"value": value, "count": n} for (_tag, value), n in ranked]}
+
+
+def _uuid_spelling(text: str) -> str:
+    try:
+        return str(parse_id(text)) if len(text) >= 32 else text
+    except BadRequest:
+        return text
+
+
 def count(col: Collection, raw_filter) -> int:
     flt = compile_filter(raw_filter)
     if flt is None or flt.matches_all:

@@ -40,6 +40,7 @@ ACCEPTED = {
     "scroll": {"shard_key", "offset", "limit", "filter", "with_payload", "with_vector", "with_vectors", "order_by"},
     # Counts are always exact: `exact: false` allows an estimate, and the exact count is one.
     "count": {"shard_key", "filter", "exact"},
+    "facet": {"shard_key", "key", "limit", "filter", "exact"},  # counts are always exact
     "query": {"shard_key", "prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "offset",
               "with_vector", "with_payload", "lookup_from"},
     "search": {"shard_key", "vector", "filter", "params", "limit", "offset", "with_payload", "with_vector",

@@ -208,6 +208,14 @@ async def count_points(request: Request, node: Node):
     return {"count": reads.count(col, body.get("filter"))}
 
 
+@handler
+async def facet_counts(request: Request, node: Node):
+    body = await _read_body(request)
+    col = _collection(request, node)
+    fields.only(body, "facet")
+    return service.facet(col, body)
+
+
 def _query(body) -> SearchRequest:
     body = _object(body)
     req = SearchRequest.from_query(body)
@@ -306,6 +314,7 @@ ROUTES = [
     Route(_C + "/points/payload/clear", write_handler(ops.ClearPayload), methods=["POST"]),
     Route(_C + "/points/delete", write_handler(ops.DeletePoints), methods=["POST"]),
     Route(_C + "/points/scroll", scroll_points, methods=["POST"]),
+    Route(_C + "/facet", facet_counts, methods=["POST"]),
     Route(_C + "/points/count", count_points, methods=["POST"]),
     Route(_C + "/points/query", query_points, methods=["POST"]),
     Route(_C + "/points/query/batch", query_batch, methods=["POST"]),

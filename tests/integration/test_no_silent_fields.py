@@ -28,6 +28,7 @@ ENDPOINTS = {
     "retrieve": (models.PointRequest, "POST", "/points", {"ids": [1]}),
     "scroll": (models.ScrollRequest, "POST", "/points/scroll", {}),
     "count": (models.CountRequest, "POST", "/points/count", {}),
+    "facet": (models.FacetRequest, "POST", "/facet", {"key": "k"}),
     "query": (models.QueryRequest, "POST", "/points/query", {"query": [1, 2]}),
     "batch_searches": (models.QueryRequestBatch, "POST", "/points/query/batch", {"searches": []}),
     "params": (models.SearchParams, "POST", "/points/query", {"query": [1, 2], "params": {}}),
