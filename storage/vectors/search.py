@@ -318,17 +318,10 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
     """MaxSim against every point holding this multivector (those matching the filter)."""
     store = col.multi[req.using]
     size = col.config.vectors[req.using].size
-    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
-    if req.point_id is not None:
-        exclude = encode_id(req.point_id)
-        if exclude not in col.points:
-            raise NotFound(f"Not found: No point with id {req.point_id} found")
-        query = store.get(exclude)
-        if query is None:
-            raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
-    elif isinstance(req.vector, SparseVector):
-        raise _conversion_error(req.using)
-    else:
+    exclude, query = _by_point(col, store, req)
+    if query is None:
+        if isinstance(req.vector, SparseVector):
+            raise _conversion_error(req.using)
         query = req.vector if req.vector.ndim == 2 else req.vector[np.newaxis, :]
         if query.shape[1] != size:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {size}, got {query.shape[1]}")
@@ -346,6 +339,20 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
     return _records(col, req, scored)
 
 
+def _by_point(col: Collection, store, req: SearchRequest) -> tuple:
+    """(key left out of the answer, the stored vector of a query by point id, else None)."""
+    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
+    if req.point_id is None:
+        return exclude, None
+    key = encode_id(req.point_id)
+    if key not in col.points:
+        raise NotFound(f"Not found: No point with id {req.point_id} found")
+    query = store.get(key)
+    if query is None:
+        raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
+    return key, query
+
+
 def _records(col: Collection, req: SearchRequest, ranked: list) -> list:
     out = []
     for score, key in ranked[req.offset:req.offset + req.limit]:
@@ -361,17 +368,10 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
     """Dot products over the inverted index: only points sharing an index with the
     query are scored, then filtered, thresholded and ranked (ties by id order)."""
     store = col.sparse[req.using]
-    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
-    if req.point_id is not None:
-        exclude = encode_id(req.point_id)
-        if exclude not in col.points:
-            raise NotFound(f"Not found: No point with id {req.point_id} found")
-        query = store.get(exclude)
-        if query is None:
-            raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
-    elif not isinstance(req.vector, SparseVector):
-        raise _conversion_error(req.using)
-    else:
+    exclude, query = _by_point(col, store, req)
+    if query is None:
+        if not isinstance(req.vector, SparseVector):
+            raise _conversion_error(req.using)
         query = req.vector
     found = store.scores(query, exclude)
     flt = compile_filter(req.filter)
