@@ -46,13 +46,6 @@ def low_threshold(monkeypatch):
 
 
 @pytest.fixture
-def log(tmp_path):
-    lg = StateLog(str(tmp_path / "state"))
-    yield lg
-    lg.state.close()
-
-
-@pytest.fixture
 def manager(log, tmp_path):
     mgr = IndexManager(str(tmp_path / "indexes"), log.state, IndexParams(threshold=100, delta=10**9,
                                                                          interval=3600, trees=16))

@@ -16,7 +16,6 @@ from streams.indexer import IndexManager
 from streams.node import Node
 from streams.producer import Producer
 from streams.settings import Settings
-from tests.unit.statelog import StateLog
 
 TOPIC = "wal"
 
@@ -25,13 +24,6 @@ def samples(text: str) -> dict:
     """{(sample name, sorted label items): value} of a Prometheus text scrape."""
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-@pytest.fixture
-def log(tmp_path):
-    lg = StateLog(str(tmp_path / "state"))
-    yield lg
-    lg.state.close()
 
 
 @pytest.fixture
