@@ -46,6 +46,18 @@ async def delete_collection(node: Node, name: str, timeout: float | None) -> boo
     return True
 
 
+_LONGEST_WAIT = 7 * 24 * 3600  # an event loop cannot sleep for u64 seconds (the poll timeout overflows)
+
+
+def wait_timeout(seconds: int | None, where: str) -> float | None:
+    """How long a ``wait=true`` write waits: whole seconds, at least 1, as in Qdrant."""
+    if seconds is None:
+        return None
+    if seconds < 1:
+        raise Unprocessable(f"Validation error in {where}: [timeout: value {seconds} invalid, must be 1 or larger]")
+    return float(min(seconds, _LONGEST_WAIT))
+
+
 def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
     """The checks of a write that need its collection; nothing is published unless they pass."""
     col = collection(node, name)

@@ -18,6 +18,12 @@ class Shape:
         self.payload = _payload_selector(with_payload)
         self.vector = _vector_selector(with_vector)
 
+    @staticmethod
+    def from_body(body: dict, with_payload=True) -> "Shape":
+        """From a read body; ``with_payload`` is the endpoint's default (true for
+        retrieve and scroll, false for searches)."""
+        return Shape(body.get("with_payload", with_payload), body.get("with_vector", body.get("with_vectors", False)))
+
     def record(self, col: Collection, point: Point) -> dict:
         out = {"id": point.id}
         if self.payload is not None:
@@ -156,6 +162,13 @@ def _holds(col: Collection, flt: Filter):
         return matches(point.id, point.payload, names)
 
     return holds
+
+
+def check_order_by(order_by) -> None:
+    """pointlog has no range index to order a scroll by: Qdrant's answer for that case."""
+    if order_by is not None:
+        raise BadRequest("Bad request: No range index for `order_by` key found. "
+                         "Please create one to use `order_by`.")
 
 
 def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dict:

@@ -22,6 +22,7 @@ from storage.vectors.search import SearchRequest, search
 from streams.node import Node
 
 VERSION = "1.20.0"
+TITLE = "pointlog - Qdrant-compatible event-sourced vector points service"
 
 
 def handler(fn):
@@ -46,7 +47,7 @@ def _collection(request: Request, node: Node) -> Collection:
 # ---- service and collections --------------------------------------------------
 
 async def root(request: Request) -> JSON:
-    return JSON({"title": "pointlog - Qdrant-compatible event-sourced vector points service",
+    return JSON({"title": TITLE,
                  "version": VERSION, "commit": None})
 
 
@@ -146,7 +147,7 @@ async def retrieve_points(request: Request, node: Node):
         raise BadRequest("Format error in JSON body: missing field `ids`")
     if not isinstance(body["ids"], list):
         raise BadRequest("Format error in JSON body: ids must be a list of point ids")
-    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    shape = reads.Shape.from_body(body)
     return reads.retrieve(col, body["ids"], shape)
 
 
@@ -169,10 +170,8 @@ async def get_point(request: Request, node: Node):
 async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
-    if body.get("order_by") is not None:
-        raise BadRequest("Bad request: No range index for `order_by` key found. "
-                         "Please create one to use `order_by`.")
-    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    reads.check_order_by(body.get("order_by"))
+    shape = reads.Shape.from_body(body)
     return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
 
 
@@ -184,11 +183,7 @@ async def count_points(request: Request, node: Node):
 
 
 def _query(body) -> SearchRequest:
-    body = _object(body)
-    if body.get("prefetch"):
-        raise BadRequest("Bad request: `prefetch` is not supported by pointlog: only nearest-neighbour "
-                         "queries (by vector or point id) are supported")
-    return SearchRequest.from_query(body)
+    return SearchRequest.from_query(_object(body))
 
 
 def _searches(body: dict) -> list:

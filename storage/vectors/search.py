@@ -65,6 +65,9 @@ class SearchRequest:
     @staticmethod
     def from_query(body: dict) -> "SearchRequest":
         """A /points/query body."""
+        if body.get("prefetch"):
+            raise BadRequest("Bad request: `prefetch` is not supported by pointlog: only nearest-neighbour "
+                             "queries (by vector or point id) are supported")
         query = body.get("query", body.get("nearest"))
         if isinstance(query, dict):
             if "nearest" not in query:
