@@ -5,6 +5,7 @@ import logging
 import faust
 from faust.contrib.asgi import serve_asgi
 
+from api.grpc.server import grpc_service
 from api.rest.app import build_app
 from storage.state import State
 from streams.indexer import IndexManager
@@ -30,9 +31,12 @@ def serve(settings: Settings) -> None:
     app = build_faust_app(node)
     app.task(indexes.run)
     serve_asgi(app, build_app(node), host=settings.host, port=settings.port, access_log=False)
+    if settings.grpc_port:
+        app.service(grpc_service(node, settings.host, settings.grpc_port))
     worker = faust.Worker(app, loglevel=settings.loglevel, quiet=True)
     print(f"pointlog: applying {settings.topic}@{settings.kafka_bootstrap} into {settings.data_dir}; "
-          f"HTTP on http://{settings.host}:{settings.port}", flush=True)
+          f"HTTP on http://{settings.host}:{settings.port}"
+          + (f", gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""), flush=True)
     try:
         worker.execute_from_commandline()
     finally:
