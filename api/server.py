@@ -5,6 +5,7 @@ import logging
 import faust
 from faust.contrib.asgi import serve_asgi
 
+from api.grpc.server import grpc_service
 from api.rest.app import build_app
 from storage.state import State
 from streams.indexer import IndexManager
@@ -41,9 +42,12 @@ def serve(settings: Settings) -> None:
     app.task(indexes.run)
     http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
     serve_asgi(app, http, host=settings.host, port=settings.port, access_log=False)
+    if settings.grpc_port:
+        app.service(grpc_service(node, settings.host, settings.grpc_port))
     worker = faust.Worker(app, loglevel=settings.loglevel, quiet=True)
     print(f"pointlog: applying {settings.topic}@{settings.kafka_bootstrap} into {settings.data_dir}; "
-          f"HTTP on http://{settings.host}:{settings.port}", flush=True)
+          f"HTTP on http://{settings.host}:{settings.port}"
+          + (f", gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""), flush=True)
     try:
         worker.execute_from_commandline()
     finally:

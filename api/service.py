@@ -71,6 +71,18 @@ def list_aliases(node: Node, name: str | None = None) -> dict:
     return {"aliases": aliases.describe(node.state.aliases, target)}
 
 
+_LONGEST_WAIT = 7 * 24 * 3600  # an event loop cannot sleep for u64 seconds (the poll timeout overflows)
+
+
+def wait_timeout(seconds: int | None, where: str) -> float | None:
+    """How long a ``wait=true`` write waits: whole seconds, at least 1, as in Qdrant."""
+    if seconds is None:
+        return None
+    if seconds < 1:
+        raise Unprocessable(f"Validation error in {where}: [timeout: value {seconds} invalid, must be 1 or larger]")
+    return float(min(seconds, _LONGEST_WAIT))
+
+
 def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
     """The checks of a write that need its collection; nothing is published unless they pass."""
     col = collection(node, name)
@@ -102,6 +114,16 @@ def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
             # Only an id of the searched collection itself is left out of the answer.
             req.exclude_id = req.point_id if source is col else None
             req.point_id = None
+
+
+def scroll(col: Collection, body: dict) -> dict:
+    """A scroll page: in id order from ``offset``, or in the order of a payload value."""
+    shape = reads.Shape.from_body(body)
+    order_by = body.get("order_by")
+    if order_by is not None:
+        check_order_by(col, order_by, body.get("offset"))
+        return reads.scroll_by_value(col, order_by, body.get("filter"), body.get("limit"), shape)
+    return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
 
 
 def check_order_by(col: Collection, order_by, offset) -> None:

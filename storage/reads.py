@@ -27,6 +27,12 @@ class Shape:
                 if name not in col.config.names():
                     raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
 
+    @staticmethod
+    def from_body(body: dict, with_payload=True) -> "Shape":
+        """From a read body; ``with_payload`` is the endpoint's default (true for
+        retrieve and scroll, false for searches)."""
+        return Shape(body.get("with_payload", with_payload), body.get("with_vector", body.get("with_vectors", False)))
+
     def record(self, col: Collection, point: Point) -> dict:
         out = {"id": point.id}
         if self.payload is not None:

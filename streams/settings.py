@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     group: str = Field("", description="consumer group (default: derived from the data dir and topic)")
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(6333, ge=0, le=65535, description="HTTP port (Qdrant's REST API)")
+    grpc_port: int = Field(6334, ge=0, le=65535, description="gRPC port (Qdrant's gRPC API; 0: off)")
     fetch_wait_ms: int = Field(50, ge=1, description="longest a consumer fetch waits when the log is idle")
     linger_ms: int = Field(1, ge=0, description="producer linger before a batch is sent")
     checkpoint_every: float = Field(0.0, ge=0, description="seconds between automatic checkpoints (0: off)")
@@ -69,7 +70,7 @@ class Settings(BaseSettings):
 LOG = ("kafka_bootstrap", "topic")
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
-NODE = LOG + DATA + ("partitions", "group", "host", "port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
+NODE = LOG + DATA + ("partitions", "group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
                      "checkpoint_keep", "loglevel") + INDEX
 
 _FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know

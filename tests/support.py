@@ -67,8 +67,11 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 class Server:
     """``pointlog serve`` as a real process, as an operator would run it."""
 
-    def __init__(self, bootstrap: str, topic: str, data_dir: str, port: int, env: dict | None = None):
+    def __init__(self, bootstrap: str, topic: str, data_dir: str, port: int, env: dict | None = None,
+                 grpc_port: int | None = None):
         self.bootstrap, self.topic, self.data_dir, self.port = bootstrap, topic, data_dir, port
+        # Its own free port even when unused, so parallel servers never collide on 6334.
+        self.grpc_port = free_port() if grpc_port is None else grpc_port
         self.url = f"http://127.0.0.1:{port}"
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
@@ -79,7 +82,8 @@ class Server:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--bootstrap", self.bootstrap, "--topic", self.topic,
-             "--data-dir", self.data_dir, "--port", str(self.port), "--loglevel", "warning"],
+             "--data-dir", self.data_dir, "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+             "--loglevel", "warning"],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.extra_env),
             cwd=ROOT,
         )
@@ -89,6 +93,8 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.tail_log()}")
             try:
                 if httpx.get(self.url + "/", timeout=1.0).status_code == 200:
+                    if self.grpc_port:  # faust starts the gRPC server right after the HTTP one
+                        wait_for_port(self.grpc_port, max(deadline - time.monotonic(), 1.0))
                     return
             except httpx.HTTPError:
                 pass

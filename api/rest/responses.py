@@ -5,7 +5,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storage.errors import BadRequest, QdrantError, Unprocessable
+from api.service import wait_timeout
+from storage.errors import BadRequest, QdrantError
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -39,7 +40,6 @@ async def json_body(request: Request, required: bool = True):
 
 # Query strings are parsed like Qdrant's (serde_urlencoded behind actix-web-validator).
 _QUERY_ERROR = "Deserialize error in query parameters: "
-_LONGEST_WAIT = 7 * 24 * 3600
 
 
 def bool_param(request: Request, name: str, default: bool = False) -> bool:
@@ -63,11 +63,7 @@ def timeout_param(request: Request) -> float | None:
     seconds = int(raw)
     if seconds > 2**64 - 1:
         raise BadRequest(_QUERY_ERROR + "number too large to fit in target type")
-    if seconds < 1:
-        raise Unprocessable(f"Validation error in query parameters: [timeout: value {seconds} invalid, "
-                            "must be 1 or larger]")
-    # An event loop cannot sleep for u64 seconds (the poll timeout overflows).
-    return float(min(seconds, _LONGEST_WAIT))
+    return wait_timeout(seconds, "query parameters")
 
 
 def ordering_param(request: Request) -> None:

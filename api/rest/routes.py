@@ -23,6 +23,7 @@ from storage.vectors.search import SearchRequest
 from streams.node import Node
 
 VERSION = "1.20.0"
+TITLE = "pointlog - Qdrant-compatible event-sourced vector points service"
 
 
 def handler(fn):
@@ -47,7 +48,7 @@ def _collection(request: Request, node: Node) -> Collection:
 # ---- service and collections --------------------------------------------------
 
 async def root(request: Request) -> JSON:
-    return JSON({"title": "pointlog - Qdrant-compatible event-sourced vector points service",
+    return JSON({"title": TITLE,
                  "version": VERSION, "commit": None})
 
 
@@ -168,7 +169,7 @@ async def retrieve_points(request: Request, node: Node):
         raise BadRequest("Format error in JSON body: missing field `ids`")
     if not isinstance(body["ids"], list):
         raise BadRequest("Format error in JSON body: ids must be a list of point ids")
-    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
+    shape = reads.Shape.from_body(body)
     return reads.retrieve(col, body["ids"], shape)
 
 
@@ -192,12 +193,7 @@ async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
     fields.only(body, "scroll")
-    order_by = body.get("order_by")
-    shape = reads.Shape(body.get("with_payload", True), body.get("with_vector", body.get("with_vectors", False)))
-    if order_by is not None:
-        service.check_order_by(col, order_by, body.get("offset"))
-        return reads.scroll_by_value(col, order_by, body.get("filter"), body.get("limit"), shape)
-    return reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"), shape)
+    return service.scroll(col, body)
 
 
 @handler

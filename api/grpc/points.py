@@ -1,0 +1,163 @@
+"""``qdrant.Points``: point writes publish the same operations as REST; reads answer
+from this node's state with the same readers."""
+import time
+
+from qdrant_client import grpc as pb
+from qdrant_client.grpc import points_service_pb2_grpc
+
+from api import service
+from api.grpc import convert
+from api.grpc.errors import rpc, unimplemented_methods
+from api.rest import bodies
+from storage import operations as ops
+from storage import reads
+from storage.vectors.search import SearchRequest
+from streams.node import Node
+
+
+class Points(points_service_pb2_grpc.PointsServicer):
+    def __init__(self, node: Node):
+        self.node = node
+
+    # ---- writes: message -> REST body -> operation; checks in REST's order -------
+
+    async def _submit(self, request, op: ops.Operation) -> dict:
+        timeout = service.wait_timeout(convert.timeout(request), "request")
+        col = service.check_write(self.node, request.collection_name, op)
+        return await service.submit(self.node, col.name, op, convert.wait(request), timeout)
+
+    async def _write(self, request, op_class, to_body) -> pb.PointsOperationResponse:
+        started = time.perf_counter()
+        result = await self._submit(request, bodies.parse(op_class, to_body(request)))
+        return pb.PointsOperationResponse(result=convert.update_result(result), time=convert.elapsed(started))
+
+    @rpc
+    async def Upsert(self, request, context):
+        return await self._write(request, ops.Upsert, convert.upsert)
+
+    @rpc
+    async def Delete(self, request, context):
+        return await self._write(request, ops.DeletePoints, convert.delete_points)
+
+    @rpc
+    async def UpdateVectors(self, request, context):
+        return await self._write(request, ops.UpdateVectors, convert.update_vectors)
+
+    @rpc
+    async def DeleteVectors(self, request, context):
+        return await self._write(request, ops.DeleteVectors, convert.delete_vectors)
+
+    @rpc
+    async def SetPayload(self, request, context):
+        return await self._write(request, ops.SetPayload, convert.set_payload)
+
+    @rpc
+    async def OverwritePayload(self, request, context):
+        return await self._write(request, ops.OverwritePayload, convert.overwrite_payload)
+
+    @rpc
+    async def DeletePayload(self, request, context):
+        return await self._write(request, ops.DeletePayload, convert.delete_payload)
+
+    @rpc
+    async def ClearPayload(self, request, context):
+        return await self._write(request, ops.ClearPayload, convert.clear_payload)
+
+    @rpc
+    async def CreateFieldIndex(self, request, context):
+        return await self._write(request, ops.CreateFieldIndex, convert.create_field_index)
+
+    @rpc
+    async def DeleteFieldIndex(self, request, context):
+        return await self._write(request, ops.DeleteFieldIndex, convert.delete_field_index)
+
+    @rpc
+    async def UpdateBatch(self, request, context):
+        started = time.perf_counter()
+        op = bodies.parse(ops.Batch, convert.batch(request))
+        result = convert.update_result(await self._submit(request, op))
+        return pb.UpdateBatchResponse(result=[result] * len(op.operations), time=convert.elapsed(started))
+
+    # ---- reads ---------------------------------------------------------------------
+
+    @rpc
+    async def Get(self, request, context):
+        started = time.perf_counter()
+        body = convert.get(request)
+        col = service.collection(self.node, request.collection_name)
+        found = reads.retrieve(col, body["ids"], reads.Shape.from_body(body))
+        return pb.GetResponse(result=[convert.record(r) for r in found], time=convert.elapsed(started))
+
+    @rpc
+    async def Scroll(self, request, context):
+        started = time.perf_counter()
+        body = convert.scroll(request)
+        col = service.collection(self.node, request.collection_name)
+        page = service.scroll(col, body)
+        nxt = page["next_page_offset"]
+        return pb.ScrollResponse(result=[convert.record(r) for r in page["points"]],
+                                 next_page_offset=None if nxt is None else convert.point_id_message(nxt),
+                                 time=convert.elapsed(started))
+
+    @rpc
+    async def Count(self, request, context):
+        started = time.perf_counter()
+        body = convert.count(request)
+        col = service.collection(self.node, request.collection_name)
+        return pb.CountResponse(result=pb.CountResult(count=reads.count(col, body.get("filter"))),
+                                time=convert.elapsed(started))
+
+    def _scored(self, col, req: SearchRequest) -> list:
+        return [convert.scored(r) for r in service.search(self.node, col, req)]
+
+    @rpc
+    async def Facet(self, request, context):
+        started = time.perf_counter()
+        body = convert.facet(request)
+        col = service.collection(self.node, request.collection_name)
+        return pb.FacetResponse(hits=convert.facet_hits(service.facet(col, body)), time=convert.elapsed(started))
+
+    @rpc
+    async def Search(self, request, context):
+        started = time.perf_counter()
+        req = SearchRequest.from_search(convert.search(request))
+        col = service.collection(self.node, request.collection_name)
+        return pb.SearchResponse(result=self._scored(col, req), time=convert.elapsed(started))
+
+    @rpc
+    async def SearchBatch(self, request, context):
+        started = time.perf_counter()
+        convert.check_fields(request)
+        reqs = [SearchRequest.from_search(convert.search(s)) for s in request.search_points]
+        col = service.collection(self.node, request.collection_name)
+        return pb.SearchBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
+                                      time=convert.elapsed(started))
+
+    @rpc
+    async def Query(self, request, context):
+        started = time.perf_counter()
+        req = SearchRequest.from_query(convert.query(request))
+        col = service.collection(self.node, request.collection_name)
+        return pb.QueryResponse(result=self._scored(col, req), time=convert.elapsed(started))
+
+    @rpc
+    async def QueryBatch(self, request, context):
+        started = time.perf_counter()
+        convert.check_fields(request)
+        reqs = [SearchRequest.from_query(convert.query(q)) for q in request.query_points]
+        col = service.collection(self.node, request.collection_name)
+        return pb.QueryBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
+                                     time=convert.elapsed(started))
+
+
+unimplemented_methods(Points, {
+    "CreateVectorName": "vector names are fixed when a collection is created",
+    "DeleteVectorName": "vector names are fixed when a collection is created",
+    "SearchGroups": "grouped search is not served (REST neither)",
+    "QueryGroups": "grouped queries are not served (REST neither)",
+    "Recommend": "only nearest-neighbour search is served", "RecommendBatch": "only nearest-neighbour search is served",
+    "RecommendGroups": "only nearest-neighbour search is served",
+    "Discover": "only nearest-neighbour search is served", "DiscoverBatch": "only nearest-neighbour search is served",
+    "SearchMatrixPairs": "distance matrices are not served (REST neither)",
+    "SearchMatrixOffsets": "distance matrices are not served (REST neither)",
+})
