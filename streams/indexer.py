@@ -52,6 +52,7 @@ class IndexManager:
         self.state = state  # anything with ``collections``: name -> Collection
         self.params = params or IndexParams()
         self.builds = 0  # completed builds, for logs and tests
+        self.passes = 0  # completed maintenance passes: after one, every due store was seen
         self.last_build: dict = {}  # figures of the last build
         self._pool: ProcessPoolExecutor | None = None
         self._retry_at: dict = {}  # (cid, name) -> monotonic time
@@ -86,6 +87,7 @@ class IndexManager:
             for name, store in list(col.vectors.items()):
                 if self.due(col, name, store, now) and await self.rebuild(col, name):
                     done += 1
+        self.passes += 1
         return done
 
     def due(self, col, name: str, store, now: float) -> bool:

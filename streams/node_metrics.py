@@ -116,6 +116,8 @@ class CollectionCollector(Collector):
             return
         yield CounterMetricFamily("pointlog_index_builds", "Annoy index builds completed by this process",
                                   value=indexes.builds)
+        yield CounterMetricFamily("pointlog_index_passes", "Passes of the index scheduler over every vector store: "
+                                  "a store due a rebuild has started one by the end of a pass", value=indexes.passes)
         last = indexes.last_build
         if last:
             duration = GaugeMetricFamily("pointlog_index_last_build_seconds",

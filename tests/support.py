@@ -1,6 +1,7 @@
 """Helpers shared by tests and benchmarks: a pointlog server subprocess, topic offsets."""
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -159,6 +160,12 @@ def _integer(value: str) -> int:
     if not number.is_integer():
         raise ValueError(f"expected a whole number, got {value}")
     return int(number)
+
+
+def metric(node: "Server", name: str) -> float:
+    """An unlabelled sample of the node's /metrics."""
+    text = httpx.get(node.url + "/metrics", timeout=5).text
+    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.support import Broker, Server, end_offsets, free_port
+from tests.support import Broker, Server, end_offsets, free_port, metric
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -53,11 +53,6 @@ def scroll(node: Server, name: str, **body) -> list:
                    json={"limit": 1_000_000, "with_vector": True, **body}, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()["result"]["points"]
-
-
-def metric(node: Server, name: str) -> float:
-    text = httpx.get(node.url + "/metrics", timeout=5).text
-    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
 
 
 def rebuild_digest(broker_bootstrap: str, topic: str, data_dir: str) -> tuple:

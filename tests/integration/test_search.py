@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
+from tests.support import metric
+
 DISTANCES = [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID, models.Distance.MANHATTAN]
 TOL = 1e-4
 COLORS = ["red", "green", "blue", "black"]
@@ -258,6 +260,12 @@ def test_restart_loads_the_persisted_index_instead_of_rebuilding(servers, topic)
         assert pid not in [h.id for h in hits]
     for i in range(5, 50):
         assert remote(server).query_points("kept", query=vectors[i].tolist(), limit=1).points[0].id == i
-    time.sleep(1.5)  # a rebuild, had one started, would have written new files by now
+    # Proof that no rebuild started, not a guess from a sleep: two scheduler passes
+    # after the restart (a store due a rebuild starts one in the first), and no build.
+    deadline = time.monotonic() + 30
+    while metric(server, "pointlog_index_passes_total") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metric(server, "pointlog_index_passes_total") >= 2
+    assert metric(server, "pointlog_index_builds_total") == 0
     files_after = sorted(os.path.relpath(os.path.join(d, f), index_dir) for d, _, fs in os.walk(index_dir) for f in fs)
     assert files_after == files_before
