@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import orjson
 
-from tests.benchmarks import loadgen
+from tests.benchmarks import grpc_load, loadgen
 from tests.benchmarks.workload import BATCH, DIM, exact_top, isotropic, payload, percentile, queries, vectors
 from tests.support import Broker, Server, free_port
 
@@ -207,11 +207,17 @@ def main() -> None:
         ours.update(filtered_search_qps=qps, filtered_search_p99_ms=percentile(lat, 99),
                     filtered_recall_at_10=recall(data, qs[: n_queries // 2], res, mask))
 
+        progress(f"gRPC: search, {clients} clients")
+        qps, lat = grpc_load.search(server, "bench", qs, clients)
+        ours.update(grpc_search_qps=qps, grpc_search_p50_ms=percentile(lat, 50), grpc_search_p99_ms=percentile(lat, 99))
+        progress(f"gRPC: ingest, wait=false, {clients} clients")
+        ours["grpc_ingest_points_per_s"] = grpc_load.ingest(server, data[: n // 2], clients, "bench_grpc", create)
+
         progress("payload update and delete by filter, wait=true")
         ours["set_payload_by_filter_s"], ours["delete_by_filter_s"] = filter_writes(server, "bench")
 
         progress("replay: pointlog rebuild from offset 0, indexes included")
-        points_in_log = len(data) + n // 5 + n // 2
+        points_in_log = len(data) + n // 5 + n // 2 + n // 2
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "api.cli", "rebuild", "--bootstrap", broker.bootstrap,
                         "--topic", server.topic, "--data-dir", os.path.join(tmp, "rebuilt")], check=True)
@@ -240,7 +246,11 @@ LINES = [  # (label, our key, peer key, higher is better)
     ("wait=true single point p50 (ms)", "wait_true_p50_ms", "peer_wait_true_p50_ms", False),
     ("wait=true single point p99 (ms)", "wait_true_p99_ms", "peer_wait_true_p99_ms", False),
     ("wait=false visibility p50 (ms)", "visibility_p50_ms", None, False),
+    ("ingest gRPC wait=false (points/s)", "grpc_ingest_points_per_s", "peer_ingest_points_per_s", True),
     ("search QPS", "search_qps", "peer_search_qps", True),
+    ("search QPS over gRPC", "grpc_search_qps", "peer_search_qps", True),
+    ("search p50 over gRPC (ms)", "grpc_search_p50_ms", "peer_search_p50_ms", False),
+    ("search p99 over gRPC (ms)", "grpc_search_p99_ms", "peer_search_p99_ms", False),
     ("search p50 (ms)", "search_p50_ms", "peer_search_p50_ms", False),
     ("search p99 (ms)", "search_p99_ms", "peer_search_p99_ms", False),
     ("search recall@10", "recall_at_10", "peer_recall_at_10", True),
