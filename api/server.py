@@ -2,7 +2,6 @@
 import asyncio
 import logging
 
-import faust
 from faust.contrib.asgi import serve_asgi
 
 from api.grpc.server import grpc_service
@@ -15,7 +14,7 @@ from streams.producer import Producer
 from streams.replay import LogReader
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.worker import build_faust_app
+from streams.worker import BoundedWorker, build_faust_app
 
 log = logging.getLogger("pointlog")
 
@@ -44,7 +43,7 @@ def serve(settings: Settings) -> None:
     serve_asgi(app, http, host=settings.host, port=settings.port, access_log=False)
     if settings.grpc_port:
         app.service(grpc_service(node, settings.host, settings.grpc_port))
-    worker = faust.Worker(app, loglevel=settings.loglevel, quiet=True)
+    worker = BoundedWorker(app, loglevel=settings.loglevel, quiet=True, node=node, grace=settings.stop_grace)
     print(f"pointlog: applying {settings.topic}@{settings.kafka_bootstrap} into {settings.data_dir}; "
           f"HTTP on http://{settings.host}:{settings.port}"
           + (f", gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""), flush=True)

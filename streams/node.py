@@ -4,7 +4,7 @@ import asyncio
 import logging
 import os
 
-from storage.errors import BadRequest, QdrantError
+from storage.errors import BadRequest, QdrantError, Unavailable
 from storage.operations import Command
 from storage.state import State
 from streams import checkpoint
@@ -15,6 +15,9 @@ from streams.settings import Settings
 from streams.topics import dlq_topic
 
 log = logging.getLogger(__name__)
+
+
+_STOPPING = "Service unavailable: pointlog is stopping; retry on another node or after the restart"
 
 
 class Node:
@@ -28,6 +31,7 @@ class Node:
         self.ready_at: dict = {}  # partition -> end offset of the log when the node started
         self.indexes = None  # the index scheduler (streams.indexer.IndexManager) when one runs; read by metrics
         self._checkpointing = asyncio.Lock()
+        self._stopping = False
 
     def applied(self) -> dict:
         """{partition: last committed applied offset}, -1 for a partition not yet
@@ -50,9 +54,18 @@ class Node:
             # No await from here on: the applier cannot commit in the middle.
             return checkpoint.finish(self.state, tmp, dest, s.topic, self.applied())
 
+    def stopping(self) -> None:
+        """A stop was asked for: refuse new writes, and answer the waiting ones now."""
+        self._stopping = True
+        self.progress.abandon(Unavailable(_STOPPING))
+
     async def submit(self, command: Command, wait: bool, timeout: float | None = None) -> dict:
         """Publish a command; with ``wait`` return once this node has applied it."""
+        if self._stopping:
+            raise Unavailable(_STOPPING)
         partition, offset = await self.producer.publish(command)
+        if self._stopping:  # acknowledged by Kafka: applied by the next start, if not by this one
+            return {"operation_id": offset, "status": "acknowledged"}
         if not wait:
             return {"operation_id": offset, "status": "acknowledged"}
         if not await self.progress.wait(partition, offset, timeout):

@@ -48,6 +48,15 @@ class Progress:
                     keep.append((target, fut))
             self._waiters[partition] = keep
 
+    def abandon(self, error: Exception) -> None:
+        """The node is stopping: every waiter gets ``error`` now rather than a closed
+        connection later."""
+        for waiters in self._waiters.values():
+            for _target, fut in waiters:
+                if not fut.done():
+                    fut.set_exception(error)
+        self._waiters.clear()
+
     async def wait(self, partition: int, offset: int, timeout: float | None) -> bool:
         """True once applied, False on timeout."""
         if self.reached(partition, offset):

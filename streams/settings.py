@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     checkpoint_every: float = Field(0.0, ge=0, description="seconds between automatic checkpoints (0: off)")
     checkpoint_keep: int = Field(2, ge=0, description="automatic checkpoints kept under DATA_DIR/checkpoints")
     loglevel: str = Field("warning", description="log level of the server")
+    stop_grace: float = Field(4.0, gt=0, description="seconds a stop (SIGTERM/SIGINT) may take before the "
+                                                     "process exits anyway (Kafka unreachable)")
     # Vector indexes (storage.vectors.annoy_index.IndexParams says what each does)
     index_threshold: int = Field(20000, ge=0, description="vectors below which a store is scanned exactly")
     index_delta: int = Field(10000, ge=1, description="changes since the last build that start a rebuild")
@@ -71,7 +73,7 @@ LOG = ("kafka_bootstrap", "topic")
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
 NODE = LOG + DATA + ("partitions", "group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
-                     "checkpoint_keep", "loglevel") + INDEX
+                     "checkpoint_keep", "loglevel", "stop_grace") + INDEX
 
 _FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know
 

@@ -14,6 +14,8 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
+import threading
 
 import faust
 import mode
@@ -167,3 +169,32 @@ def build_faust_app(node: Node) -> PointlogApp:
 
     app.pointlog_last_checkpoint = None
     return app
+
+
+class BoundedWorker(faust.Worker):
+    """faust's worker, with a stop that ends within ``grace`` seconds even when Kafka is
+    unreachable (faust's own stop then waits a minute for clients that keep retrying).
+
+    Cutting the stop short loses nothing: state and applied offsets are committed
+    together or not at all (storage/transaction.py), dead letters wait in the outbox,
+    and everything acknowledged is in the log, which the next start applies from the
+    committed offset on. It is the same recovery a SIGKILL gets, and the crash tests
+    exercise it."""
+
+    def __init__(self, *args, node: Node, grace: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._node = node
+        self._grace = grace
+
+    def _schedule_shutdown(self, signal) -> None:
+        if not self._signal_stop_time:
+            self._node.stopping()
+            timer = threading.Timer(self._grace, self._give_up)
+            timer.daemon = True  # a stop that finishes in time exits without it
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+    def _give_up(self) -> None:
+        print(f"pointlog: stopping took over {self._grace:.0f}s (is Kafka reachable?); exiting now. The state is "
+              "committed up to its applied offsets; the log holds the rest.", file=sys.stderr, flush=True)
+        os._exit(0)

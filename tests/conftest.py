@@ -1,6 +1,8 @@
 """Fixtures: one real Kafka broker per test session (started with the same infra
 script as ``make run``, on free ports), and pointlog servers as real subprocesses."""
+import random
 import shutil
+import socket
 import uuid
 
 import pytest
@@ -53,3 +55,35 @@ def module_server(broker, tmp_path_factory):
     server.start()
     yield server
     server.kill()
+
+
+def port_pair_outside_ephemeral_range() -> int:
+    """While a broker is down, any outgoing connection on the machine may be handed its
+    port (or its controller's, port + 1) as a local port, and the restart then fails
+    to bind. Ports below the ephemeral range are never handed out that way."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low - 2)
+        try:
+            for p in (port, port + 1):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair below the ephemeral range")
+
+
+@pytest.fixture
+def own_broker():
+    """A broker of this test's own, which it may stop and start."""
+    b = Broker()
+    b.port = port_pair_outside_ephemeral_range()
+    b.bootstrap = f"127.0.0.1:{b.port}"
+    b.env["KAFKA_PORT"] = str(b.port)
+    b.start()
+    yield b
+    b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)

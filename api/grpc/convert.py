@@ -24,7 +24,6 @@ from qdrant_client.conversions.conversion import (GrpcToRest, RestToGrpc, grpc_f
 from qdrant_client.http.models import models as rest
 
 from api.rest.bodies import reject_shard_key
-from storage import values
 from storage.errors import BadRequest
 
 # Per request message: the fields pointlog implements. ``timeout``, ``ordering`` and

@@ -5,8 +5,6 @@ import asyncio
 import os
 import random
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -14,10 +12,9 @@ import time
 
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.support import Broker, Server, end_offsets, free_port, metric
+from tests.support import Server, end_offsets, free_port, metric
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -187,37 +184,6 @@ def test_sigkill_during_concurrent_ingest_loses_nothing(servers, topic, broker, 
 
 
 # ---- (b) broker restart -----------------------------------------------------------------
-
-def _port_pair_outside_ephemeral_range() -> int:
-    """While a broker is down, any outgoing connection on the machine may be handed its
-    port (or its controller's, port + 1) as a local port, and the restart then fails
-    to bind. Ports below the ephemeral range are never handed out that way."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        low = int(f.read().split()[0])
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low - 2)
-        try:
-            for p in (port, port + 1):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port pair below the ephemeral range")
-
-
-@pytest.fixture
-def own_broker():
-    """A broker of this test's own, which it may stop and start."""
-    b = Broker()
-    b.port = _port_pair_outside_ephemeral_range()
-    b.bootstrap = f"127.0.0.1:{b.port}"
-    b.env["KAFKA_PORT"] = str(b.port)
-    b.start()
-    yield b
-    b.stop()
-    shutil.rmtree(b.dir, ignore_errors=True)
 
 
 def test_broker_restart_loses_nothing_acknowledged_and_answers_503(own_broker, topic, tmp_path):
