@@ -10,7 +10,7 @@ import argparse
 import os
 from functools import cached_property
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.vectors.annoy_index import IndexParams
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     checkpoint_every: float = Field(0.0, ge=0, description="seconds between automatic checkpoints (0: off)")
     checkpoint_keep: int = Field(2, ge=0, description="automatic checkpoints kept under DATA_DIR/checkpoints")
     loglevel: str = Field("warning", description="log level of the server")
+    api_key: SecretStr | None = Field(None, description="full-access API key (api-key header or Bearer token); "
+                                                        "none: open to every caller")
+    read_only_api_key: SecretStr | None = Field(None, description="API key that may only read")
     stop_grace: float = Field(4.0, gt=0, description="seconds a stop (SIGTERM/SIGINT) may take before the "
                                                      "process exits anyway (Kafka unreachable)")
     # Vector indexes (storage.vectors.annoy_index.IndexParams says what each does)
@@ -73,7 +76,7 @@ LOG = ("kafka_bootstrap", "topic")
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
 NODE = LOG + DATA + ("partitions", "group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
-                     "checkpoint_keep", "loglevel", "stop_grace") + INDEX
+                     "checkpoint_keep", "loglevel", "stop_grace", "api_key", "read_only_api_key") + INDEX
 
 _FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know
 

@@ -5,6 +5,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Match
 
+from api.access import Keys
+from api.rest.access import KeyCheck
 from api.rest.metrics import RequestMetrics, node_registry
 from api.rest.responses import JSON
 from api.rest.routes import ROUTES
@@ -44,8 +46,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSON:
 def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
     """``log_ends``: the log end offsets the applier lag is measured against."""
     registry = node_registry(node, log_ends)
+    keys = Keys(node.settings.api_key, node.settings.read_only_api_key)
+    # Metrics first: refused requests are counted too.
     app = Starlette(routes=ROUTES, exception_handlers={HTTPException: _http_error, Exception: _unexpected},
-                    middleware=[Middleware(RequestMetrics, registry=registry)])
+                    middleware=[Middleware(RequestMetrics, registry=registry), Middleware(KeyCheck, keys=keys)])
     app.state.node = node
     app.state.metrics = registry
     return app
