@@ -10,7 +10,8 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
 from storage.paths import compile_getter, parse_path
 from storage.vectors.annoy_index import index_status
-from storage.vectors import query
+from storage.ids import parse_id
+from storage.vectors import groups, query
 from storage.vectors.search import SearchRequest, vector_of
 from streams.node import Node
 
@@ -101,6 +102,39 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     storage searches one collection at a time."""
     _resolve_lookups(node, col, req)
     return query.run(col, req, node.settings.index)
+
+
+def query_groups(node: Node, col: Collection, req: SearchRequest, body: dict) -> dict:
+    """A grouped query; ``with_lookup`` adds each group's point (id = the group id)
+    from another collection."""
+    group_by = body.get("group_by")
+    if not isinstance(group_by, str):
+        raise BadRequest("Format error in JSON body: missing field `group_by`")
+    group_size = reads.positive(body.get("group_size"), "group_size", 3)
+    limit = reads.positive(body.get("limit"), "limit", 10)
+    _resolve_lookups(node, col, req)
+    found = groups.query_groups(col, req, group_by, group_size, limit, node.settings.index)
+    lookup = body.get("with_lookup")
+    if lookup is not None:
+        if isinstance(lookup, str):
+            lookup = {"collection": lookup}
+        if not isinstance(lookup, dict) or not isinstance(lookup.get("collection"), str):
+            raise BadRequest("Format error in JSON body: with_lookup must be a collection name or {collection, "
+                             "with_payload, with_vectors}")
+        source = collection(node, lookup["collection"])
+        shape = reads.Shape(lookup.get("with_payload", True), lookup.get("with_vectors", False))
+        for group in found:
+            got = reads.retrieve(source, [group["id"]], shape) if _is_point_id(group["id"]) else []
+            group["lookup"] = got[0] if got else None
+    return {"groups": found}
+
+
+def _is_point_id(value) -> bool:
+    try:
+        parse_id(value)
+        return True
+    except BadRequest:
+        return False
 
 
 def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:

@@ -318,6 +318,19 @@ def count(col: Collection, raw_filter) -> int:
     return sum(1 for key in (col.points if plan is None else plan.keys) if keep(key))
 
 
+def positive(value, where: str, default: int) -> int:
+    """A count of at least 1 (a limit, a group size), as Qdrant validates it."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"Format error in JSON body: {where} must be a positive integer")
+    if value < 0:
+        raise BadRequest(f"Format error in JSON body: invalid value: integer `{value}`, expected usize")
+    if value == 0:
+        raise Unprocessable(f"Validation error in JSON body: [{where}: value 0 invalid, must be 1 or larger]")
+    return value
+
+
 def _limit(value, default: int) -> int:
     if value is None:
         return default

@@ -57,6 +57,9 @@ _TAKEN = {
     "SearchBatchPoints": {"collection_name", "search_points", "read_consistency", "timeout"},
     "QueryPoints": {"collection_name", "prefetch", "query", "using", "filter", "params", "score_threshold", "limit",
                     "offset", "with_vectors", "with_payload", "read_consistency", "timeout", "lookup_from"},
+    "QueryPointGroups": {"collection_name", "prefetch", "query", "using", "filter", "params", "score_threshold",
+                         "with_payload", "with_vectors", "lookup_from", "limit", "group_size", "group_by",
+                         "read_consistency", "with_lookup", "timeout"},
     "FacetCounts": {"collection_name", "key", "filter", "limit", "exact", "timeout", "read_consistency"},
     "UpdateCollection": {"collection_name", "optimizers_config", "timeout", "params", "hnsw_config", "vectors_config",
                          "quantization_config", "sparse_vectors_config", "strict_mode_config", "metadata"},
@@ -485,6 +488,45 @@ def query(req: pb.QueryPoints) -> dict:
     for key in ("collection_name", "shard_key", "consistency", "read_consistency", "timeout"):
         body.pop(key, None)
     return _clean_filters(body)
+
+
+_SHARED_WITH_QUERY = ("prefetch", "query", "using", "filter", "params", "score_threshold", "with_payload",
+                      "with_vectors", "lookup_from", "limit")
+
+
+def query_groups(req: pb.QueryPointGroups) -> dict:
+    """The REST ``/points/query/groups`` body: the query part through the query
+    conversion, the grouping fields beside it."""
+    check_fields(req)
+    plain = pb.QueryPoints(collection_name=req.collection_name)
+    for field in _SHARED_WITH_QUERY:
+        if field == "prefetch":
+            plain.prefetch.extend(req.prefetch)
+        elif req.HasField(field):
+            value = getattr(req, field)
+            if isinstance(value, Message):
+                getattr(plain, field).CopyFrom(value)
+            else:
+                setattr(plain, field, value)
+    body = query(plain)
+    body["group_by"] = req.group_by
+    if req.HasField("group_size"):
+        body["group_size"] = req.group_size
+    if req.HasField("with_lookup"):
+        lookup = {"collection": req.with_lookup.collection}
+        if req.with_lookup.HasField("with_payload"):
+            lookup["with_payload"] = with_payload(req.with_lookup.with_payload)
+        if req.with_lookup.HasField("with_vectors"):
+            lookup["with_vectors"] = with_vectors(req.with_lookup.with_vectors)
+        body["with_lookup"] = lookup
+    return body
+
+
+def groups_result(result: dict) -> pb.GroupsResult:
+    return pb.GroupsResult(groups=[
+        pb.PointGroup(id=RestToGrpc.convert_group_id(g["id"]), hits=[scored(h) for h in g["hits"]],
+                      **({"lookup": record(g["lookup"])} if g.get("lookup") else {}))
+        for g in result["groups"]])
 
 
 def _clean_filters(body: dict) -> dict:

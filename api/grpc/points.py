@@ -111,6 +111,16 @@ class Points(points_service_pb2_grpc.PointsServicer):
         return [convert.scored(r) for r in service.search(self.node, col, req)]
 
     @rpc
+    async def QueryGroups(self, request, context):
+        started = time.perf_counter()
+        body = convert.query_groups(request)
+        grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
+        req = SearchRequest.from_query(body)
+        col = service.collection(self.node, request.collection_name)
+        found = service.query_groups(self.node, col, req, {**grouping, "limit": body.get("limit")})
+        return pb.QueryGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
+
+    @rpc
     async def Facet(self, request, context):
         started = time.perf_counter()
         body = convert.facet(request)
@@ -154,7 +164,6 @@ unimplemented_methods(Points, {
     "CreateVectorName": "vector names are fixed when a collection is created",
     "DeleteVectorName": "vector names are fixed when a collection is created",
     "SearchGroups": "grouped search is not served (REST neither)",
-    "QueryGroups": "grouped queries are not served (REST neither)",
     "Recommend": "only nearest-neighbour search is served", "RecommendBatch": "only nearest-neighbour search is served",
     "RecommendGroups": "only nearest-neighbour search is served",
     "Discover": "only nearest-neighbour search is served", "DiscoverBatch": "only nearest-neighbour search is served",

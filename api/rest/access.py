@@ -11,7 +11,7 @@ OPEN = {"/", "/healthz", "/livez", "/readyz"}
 _C = "/collections/{collection}"
 # POST endpoints that only read (every other POST, PUT, PATCH or DELETE writes).
 READING_POSTS = {_C + "/points", _C + "/points/scroll", _C + "/points/count", _C + "/points/query",
-                 _C + "/points/query/batch", _C + "/points/search", _C + "/points/search/batch", _C + "/facet"}
+                 _C + "/points/query/batch", _C + "/points/query/groups", _C + "/points/search", _C + "/points/search/batch", _C + "/facet"}
 
 
 class KeyCheck:

@@ -46,11 +46,15 @@ ACCEPTED = {
     "search": {"shard_key", "vector", "filter", "params", "limit", "offset", "with_payload", "with_vector",
                "with_vectors", "score_threshold"},
     "batch_searches": {"searches"},
+
     # No quantization, no HNSW graph: these change nothing in pointlog, as in a Qdrant
     # collection without quantization or with every segment indexed.
     "params": {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn"},
     "lookup_from": {"collection", "vector"},
 }
+
+# A grouped query: a query's fields (but `offset`: groups are not paged) and the grouping.
+ACCEPTED["groups"] = (ACCEPTED["query"] - {"offset"}) | {"group_by", "group_size", "with_lookup"}
 
 
 def only(body, kind: str, where: str = "") -> None:

@@ -248,6 +248,17 @@ async def query_points(request: Request, node: Node):
 
 
 @handler
+async def query_groups(request: Request, node: Node):
+    body = _object(await _read_body(request))
+    fields.only(body, "groups")
+    grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
+    req = SearchRequest.from_query(body)
+    fields.only(body.get("params"), "params", "params.")
+    fields.only(body.get("lookup_from"), "lookup_from", "lookup_from.")
+    return service.query_groups(node, _collection(request, node), req, {**grouping, "limit": body.get("limit")})
+
+
+@handler
 async def query_batch(request: Request, node: Node):
     reqs = [_query(s) for s in _searches(await _read_body(request))]
     col = _collection(request, node)
@@ -314,6 +325,7 @@ ROUTES = [
     Route(_C + "/points/count", count_points, methods=["POST"]),
     Route(_C + "/points/query", query_points, methods=["POST"]),
     Route(_C + "/points/query/batch", query_batch, methods=["POST"]),
+    Route(_C + "/points/query/groups", query_groups, methods=["POST"]),
     Route(_C + "/points/search", search_points, methods=["POST"]),
     Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
     Route(_C + "/points/{point_id}", get_point, methods=["GET"]),

@@ -31,6 +31,7 @@ ENDPOINTS = {
     "facet": (models.FacetRequest, "POST", "/facet", {"key": "k"}),
     "query": (models.QueryRequest, "POST", "/points/query", {"query": [1, 2]}),
     "batch_searches": (models.QueryRequestBatch, "POST", "/points/query/batch", {"searches": []}),
+    "groups": (models.QueryGroupsRequest, "POST", "/points/query/groups", {"query": [1, 2], "group_by": "k"}),
     "params": (models.SearchParams, "POST", "/points/query", {"query": [1, 2], "params": {}}),
     "lookup_from": (models.LookupLocation, "POST", "/points/query", {"query": 1, "lookup_from": {"collection": None}}),
     "point": (models.PointStruct, "PUT", "/points", {"points": [{"id": 1, "vector": [1, 2]}]}),
