@@ -11,7 +11,7 @@ from storage.errors import BadRequest, Conflict, Unprocessable
 from storage.paths import compile_getter, parse_path
 from storage.vectors.annoy_index import index_status
 from storage.ids import parse_id
-from storage.vectors import groups, query
+from storage.vectors import groups, query, recommend
 from storage.vectors.search import SearchRequest, vector_of
 from streams.node import Node
 
@@ -143,6 +143,10 @@ def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
     if req.lookup_from is not None:
         name, vector = req.lookup_from
         source = collection(node, name)
+        if req.recommend is not None and source is not col:
+            # Examples named by id come from the other collection, and are not left out here.
+            req.recommend, _ids = recommend.resolve(req.recommend,
+                                                    lambda pid: vector_of(source, pid, vector or req.using))
         if req.point_id is not None:
             req.vector = vector_of(source, req.point_id, vector or req.using)
             # Only an id of the searched collection itself is left out of the answer.

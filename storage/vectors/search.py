@@ -34,6 +34,7 @@ from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit, holds, scroll_keys
+from storage.vectors import recommend
 from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
 from storage.vectors.store import VectorStore, normalize
@@ -73,19 +74,22 @@ class SearchRequest:
     # rescored by this request's own query.
     prefetch: list | None = None
     fusion: tuple | None = None
+    recommend: object | None = None  # storage.vectors.recommend.Recommend
 
     @property
     def is_listing(self) -> bool:
         """A query without ``query``: points in id order, as a scroll would give them."""
-        return self.vector is None and self.point_id is None
+        return self.vector is None and self.point_id is None and self.recommend is None
 
     @staticmethod
     def from_query(body: dict, where: str = "") -> "SearchRequest":
         """A /points/query body (or one of its prefetches, ``where`` naming it)."""
         prefetch = _prefetches(body.get("prefetch"), where)
         query = body.get("query", body.get("nearest"))
-        fusion = None
-        if isinstance(query, dict) and not is_sparse(query):
+        fusion, reco = None, None
+        if isinstance(query, dict) and "recommend" in query and len(query) == 1:
+            reco, query = recommend.parse(query["recommend"], where), None
+        elif isinstance(query, dict) and not is_sparse(query):
             fusion = _fusion(query, where)
             if fusion is not None:
                 if not prefetch:
@@ -106,12 +110,12 @@ class SearchRequest:
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
-        elif prefetch and fusion is None:
+        elif prefetch and fusion is None and reco is None:
             raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
-        req.prefetch, req.fusion = prefetch, fusion
+        req.prefetch, req.fusion, req.recommend = prefetch, fusion, reco
         return req
 
     @staticmethod
@@ -250,6 +254,8 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     req.shape.check(col)
     if req.is_listing:
         return listing(col, req)
+    if req.recommend is not None:
+        return recommend.run(col, req, params, search, exact_slots)
     if req.using in col.config.sparse:
         return sparse_search(col, req)
     if req.using in col.multi:

@@ -409,9 +409,9 @@ BAD = [
      INVALID, "`sparse_indices` of SearchPoints is not supported by pointlog"),
     ("prefetch without a query", "points", "Query", pb.QueryPoints(collection_name=P, prefetch=[pb.PrefetchQuery()]),
      INVALID, "A query is needed to merge the prefetches"),
-    ("recommend query", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
-        recommend=pb.RecommendInput(positive=[pb.VectorInput(id=_pid(1))]))), INVALID,
-     "`recommend` queries are not supported by pointlog"),
+    ("discover query", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
+        discover=pb.DiscoverInput(target=pb.VectorInput(id=_pid(1))))), INVALID,
+     "`discover` queries are not supported by pointlog"),
     ("query a missing point", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
         nearest=pb.VectorInput(id=_pid(999)))), NOT_FOUND, "No point with id 999 found"),
     ("lookup_from a missing collection", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(

@@ -1,0 +1,46 @@
+"""Recommendation queries against qdrant-client's local mode: the three strategies,
+examples by id and by vector, filters, thresholds, every distance, and lookup_from."""
+import math
+import random
+import uuid
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+TOL = 1e-4
+
+
+def same(got, want) -> None:
+    assert [p.id for p in got] == [p.id for p in want]
+    assert all(math.isclose(g.score, w.score, rel_tol=TOL, abs_tol=TOL) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID,
+                                      models.Distance.MANHATTAN])
+def test_recommend_answers_like_local_mode(module_server, distance):
+    name, other = f"rc{uuid.uuid4().hex[:8]}", f"ro{uuid.uuid4().hex[:8]}"
+    remote, local = QdrantClient(url=module_server.url, timeout=30), QdrantClient(":memory:")
+    rng = random.Random(hash(distance.value) % 997)
+    points = [models.PointStruct(id=i, vector=[round(rng.gauss(0, 1), 4) for _ in range(6)], payload={"g": i % 3})
+              for i in range(150)]
+    for client in (remote, local):
+        for n in (name, other):
+            client.create_collection(n, vectors_config=models.VectorParams(size=6, distance=distance))
+            client.upsert(n, points=points if n == name else points[:20])
+    flt = models.Filter(must_not=[models.FieldCondition(key="g", match=models.MatchValue(value=2))])
+    vec = [round(rng.gauss(0, 1), 4) for _ in range(6)]
+    for strategy in (models.RecommendStrategy.AVERAGE_VECTOR, models.RecommendStrategy.BEST_SCORE,
+                     models.RecommendStrategy.SUM_SCORES):
+        queries = [models.RecommendInput(positive=[1, 2], negative=[3], strategy=strategy),
+                   models.RecommendInput(positive=[4, vec], strategy=strategy)]
+        if strategy != models.RecommendStrategy.AVERAGE_VECTOR:
+            queries.append(models.RecommendInput(negative=[5, 6], strategy=strategy))
+        for q in queries:
+            for kwargs in ({"limit": 8}, {"limit": 5, "query_filter": flt, "offset": 2}):
+                query = models.RecommendQuery(recommend=q)
+                same(remote.query_points(name, query=query, **kwargs).points,
+                     local.query_points(name, query=query, **kwargs).points)
+        query = models.RecommendQuery(recommend=models.RecommendInput(positive=[7], negative=[8], strategy=strategy))
+        lookup = models.LookupLocation(collection=other)
+        same(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
+             local.query_points(name, query=query, lookup_from=lookup, limit=6).points)
