@@ -164,9 +164,10 @@ unimplemented_methods(Points, {
     "CreateVectorName": "vector names are fixed when a collection is created",
     "DeleteVectorName": "vector names are fixed when a collection is created",
     "SearchGroups": "grouped search is not served (REST neither)",
-    "Recommend": "only nearest-neighbour search is served", "RecommendBatch": "only nearest-neighbour search is served",
-    "RecommendGroups": "only nearest-neighbour search is served",
-    "Discover": "only nearest-neighbour search is served", "DiscoverBatch": "only nearest-neighbour search is served",
+    "Recommend": "the legacy RPC is not served: use Query with a recommend query",
+    "RecommendBatch": "the legacy RPC is not served: use QueryBatch with recommend queries",
+    "RecommendGroups": "the legacy RPC is not served: use QueryGroups with a recommend query",
+    "Discover": "discovery queries are not served yet", "DiscoverBatch": "discovery queries are not served yet",
     "SearchMatrixPairs": "distance matrices are not served (REST neither)",
     "SearchMatrixOffsets": "distance matrices are not served (REST neither)",
 })

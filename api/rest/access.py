@@ -10,8 +10,9 @@ from api.rest.metrics import route_template
 OPEN = {"/", "/healthz", "/livez", "/readyz"}
 _C = "/collections/{collection}"
 # POST endpoints that only read (every other POST, PUT, PATCH or DELETE writes).
-READING_POSTS = {_C + "/points", _C + "/points/scroll", _C + "/points/count", _C + "/points/query",
-                 _C + "/points/query/batch", _C + "/points/query/groups", _C + "/points/search", _C + "/points/search/batch", _C + "/facet"}
+READING_POSTS = {_C + suffix for suffix in (
+    "/points", "/points/scroll", "/points/count", "/points/query", "/points/query/batch", "/points/query/groups",
+    "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet")}
 
 
 class KeyCheck:

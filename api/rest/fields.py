@@ -46,6 +46,9 @@ ACCEPTED = {
     "search": {"shard_key", "vector", "filter", "params", "limit", "offset", "with_payload", "with_vector",
                "with_vectors", "score_threshold"},
     "batch_searches": {"searches"},
+    # The legacy recommend endpoint: Qdrant's RecommendRequest.
+    "recommend": {"shard_key", "positive", "negative", "strategy", "filter", "params", "limit", "offset",
+                  "with_payload", "with_vector", "with_vectors", "score_threshold", "using", "lookup_from"},
 
     # No quantization, no HNSW graph: these change nothing in pointlog, as in a Qdrant
     # collection without quantization or with every segment indexed.

@@ -271,6 +271,27 @@ async def search_points(request: Request, node: Node):
     return service.search(node, _collection(request, node), req)
 
 
+def _recommend(body) -> SearchRequest:
+    body = _object(body)
+    req = SearchRequest.from_recommend(body)
+    _only_search_fields(body, "recommend")
+    return req
+
+
+@handler
+async def recommend_points(request: Request, node: Node):
+    """The legacy endpoint: the answer is the list of points, as /points/search gives."""
+    req = _recommend(await _read_body(request))
+    return service.search(node, _collection(request, node), req)
+
+
+@handler
+async def recommend_batch(request: Request, node: Node):
+    reqs = [_recommend(s) for s in _searches(await _read_body(request))]
+    col = _collection(request, node)
+    return [service.search(node, col, req) for req in reqs]
+
+
 @handler
 async def search_batch(request: Request, node: Node):
     reqs = [_search(s) for s in _searches(await _read_body(request))]
@@ -328,5 +349,7 @@ ROUTES = [
     Route(_C + "/points/query/groups", query_groups, methods=["POST"]),
     Route(_C + "/points/search", search_points, methods=["POST"]),
     Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
+    Route(_C + "/points/recommend", recommend_points, methods=["POST"]),
+    Route(_C + "/points/recommend/batch", recommend_batch, methods=["POST"]),
     Route(_C + "/points/{point_id}", get_point, methods=["GET"]),
 ]

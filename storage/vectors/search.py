@@ -133,6 +133,16 @@ class SearchRequest:
                                     body.get("with_vector", body.get("with_vectors", False)))
 
     @staticmethod
+    def from_recommend(body: dict) -> "SearchRequest":
+        """A legacy /points/recommend body: the examples and strategy at the top level."""
+        raw = {k: body[k] for k in ("positive", "negative", "strategy") if body.get(k) is not None}
+        req = SearchRequest._build(body, None, None, _using(body.get("using")), body.get("with_payload", False),
+                                   body.get("with_vector", body.get("with_vectors", False)))
+        req.recommend = recommend.parse(raw, "")
+        req.lookup_from = _lookup_from(body.get("lookup_from"))
+        return req
+
+    @staticmethod
     def _build(body, vector, point_id, using, with_payload, with_vector) -> "SearchRequest":
         flt = body.get("filter")
         compile_filter(flt)

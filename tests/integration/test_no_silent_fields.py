@@ -76,7 +76,8 @@ def node(module_server):
 
 
 def test_the_table_names_only_fields_the_client_knows():
-    assert set(ENDPOINTS) | {"search", "delete_field_index"} == set(ACCEPTED)
+    # Legacy endpoints the pinned client has no request model for any more.
+    assert set(ENDPOINTS) | {"search", "recommend", "delete_field_index"} == set(ACCEPTED)
     for kind, (model, *_rest) in ENDPOINTS.items():
         unknown = ACCEPTED[kind] - set(model.model_fields) - ALIASES
         if kind == "upsert":

@@ -44,3 +44,23 @@ def test_recommend_answers_like_local_mode(module_server, distance):
         lookup = models.LookupLocation(collection=other)
         same(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
              local.query_points(name, query=query, lookup_from=lookup, limit=6).points)
+
+
+def test_the_legacy_recommend_endpoints_answer_like_the_query_api(module_server):
+    import httpx
+    name = f"rl{uuid.uuid4().hex[:8]}"
+    remote = QdrantClient(url=module_server.url, timeout=30)
+    rng = random.Random(3)
+    remote.create_collection(name, vectors_config={"v": models.VectorParams(size=4, distance=models.Distance.COSINE)})
+    remote.upsert(name, points=[models.PointStruct(id=i, vector={"v": [rng.gauss(0, 1) for _ in range(4)]})
+                                for i in range(60)])
+    body = {"positive": [1, 2], "negative": [3], "strategy": "best_score", "using": "v", "limit": 5}
+    want = remote.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(
+        positive=[1, 2], negative=[3], strategy=models.RecommendStrategy.BEST_SCORE)), using="v", limit=5).points
+    url = f"{module_server.url}/collections/{name}/points/recommend"
+    got = httpx.post(url, json=body).json()["result"]
+    assert [(p["id"], p["score"]) for p in got] == [(p.id, p.score) for p in want]
+    batch = httpx.post(url + "/batch", json={"searches": [body, {**body, "strategy": "average_vector"}]})
+    assert [[p["id"] for p in r] for r in batch.json()["result"]][0] == [p.id for p in want]
+    r = httpx.post(url, json={**body, "positive_ids": [1]})
+    assert r.status_code == 400 and "positive_ids" in r.text
