@@ -168,6 +168,13 @@ def metric(node: "Server", name: str) -> float:
     return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
 
 
+def same_scored(got: list, want: list, tol: float = 1e-4) -> None:
+    """Scored points in the same order with the same scores (to float32 rounding)."""
+    import math
+    assert [p.id for p in got] == [p.id for p in want]
+    assert all(math.isclose(g.score, w.score, rel_tol=tol, abs_tol=tol) for g, w in zip(got, want))
+
+
 def end_offsets(bootstrap: str, topic: str) -> dict:
     """The topic's end offset per partition, read with a real consumer."""
     from aiokafka import AIOKafkaConsumer, TopicPartition

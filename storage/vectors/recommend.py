@@ -70,7 +70,9 @@ def resolve(rec: Recommend, vector_of) -> tuple:
     return Recommend(as_vectors(rec.positive), as_vectors(rec.negative), rec.strategy), ids
 
 
-def run(col: Collection, req, params: IndexParams, search, exact_slots) -> list:
+def run(col: Collection, req, params: IndexParams, search, exact_slots, records) -> list:
+    """``search``, ``exact_slots`` and ``records`` are storage.vectors.search's (which
+    imports this module)."""
     if req.using in col.config.sparse or req.using in col.multi:
         raise BadRequest(f"Bad request: recommend queries over `{req.using}` are not supported by pointlog: "
                          "only over dense vectors")
@@ -106,15 +108,9 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots) -> list:
         scores = (np.sum(pos, axis=0) if pos else 0) - (np.sum(neg, axis=0) if neg else 0)
     scores = np.asarray(scores, dtype=np.float32)
     keep = np.ones(len(slots), dtype=bool) if req.score_threshold is None else scores > req.score_threshold
-    order = sorted(np.flatnonzero(keep).tolist(), key=lambda i: (-scores[i], store.keys[slots[i]]))
-    out = []
-    for i in order[req.offset:req.offset + req.limit]:
-        point = col.points[store.keys[slots[i]]]
-        record = req.shape.record(col, point)
-        record["score"] = float(scores[i])
-        record["version"] = point.version
-        out.append(record)
-    return out
+    ranked = sorted(((scores[i], store.keys[slots[i]]) for i in np.flatnonzero(keep).tolist()),
+                    key=lambda item: (-item[0], item[1]))
+    return records(col, req, ranked)
 
 
 def _stored(col: Collection, store: VectorStore, pid, name: str) -> np.ndarray:

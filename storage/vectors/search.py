@@ -265,7 +265,7 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     if req.is_listing:
         return listing(col, req)
     if req.recommend is not None:
-        return recommend.run(col, req, params, search, exact_slots)
+        return recommend.run(col, req, params, search, exact_slots, _records)
     if req.using in col.config.sparse:
         return sparse_search(col, req)
     if req.using in col.multi:

@@ -1,14 +1,14 @@
 """Hybrid queries against qdrant-client's local mode: prefetch (nested, filtered),
 fusion (RRF with k and weights, DBSF) and rescoring, over dense and sparse vectors,
 through a real broker and server."""
-import math
 import random
 import uuid
 
 import pytest
 from qdrant_client import QdrantClient, models
 
-TOL = 1e-4
+from tests.support import same_scored
+
 DIM = 8
 
 
@@ -34,10 +34,6 @@ def collection(module_server):
         client.upsert(name, points=points)
     return name, remote, local
 
-
-def same(got, want) -> None:
-    assert [p.id for p in got] == [p.id for p in want]
-    assert all(math.isclose(g.score, w.score, rel_tol=TOL, abs_tol=TOL) for g, w in zip(got, want))
 
 
 def test_fusion_and_rescoring_answer_like_local_mode(collection):
@@ -65,7 +61,7 @@ def test_fusion_and_rescoring_answer_like_local_mode(collection):
         for kwargs in requests:
             got = remote.query_points(name, **kwargs).points
             want = local.query_points(name, **kwargs).points
-            same(got, want)
+            same_scored(got, want)
             if kwargs.get("with_payload"):
                 assert [p.payload for p in got] == [p.payload for p in want]
 
@@ -85,4 +81,4 @@ def test_batch_queries_compose_too(collection):
                                           models.Prefetch(query=dense(rng), using="d", limit=10)],
                                 query=models.FusionQuery(fusion=models.Fusion.RRF), limit=5) for _ in range(3)]
     for got, want in zip(remote.query_batch_points(name, reqs), local.query_batch_points(name, reqs)):
-        same(got.points, want.points)
+        same_scored(got.points, want.points)

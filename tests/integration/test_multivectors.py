@@ -9,16 +9,13 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
-TOL = 1e-4
+from tests.support import same_scored
+
 
 
 def matrix(rng: random.Random, dim: int = 4) -> list:
     return [[round(rng.gauss(0, 1), 4) for _ in range(dim)] for _ in range(rng.randint(1, 5))]
 
-
-def same(got, want) -> None:
-    assert [p.id for p in got] == [p.id for p in want]
-    assert all(math.isclose(g.score, w.score, rel_tol=TOL, abs_tol=TOL) for g, w in zip(got, want))
 
 
 @pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID,
@@ -48,7 +45,7 @@ def test_max_sim_answers_like_local_mode(module_server, distance):
                        {"query": 5, "using": "m", "limit": 4},
                        {"prefetch": models.Prefetch(query=[rng.gauss(0, 1) for _ in range(4)], using="d", limit=30),
                         "query": q, "using": "m", "limit": 6}):
-            same(remote.query_points(name, **kwargs).points, local.query_points(name, **kwargs).points)
+            same_scored(remote.query_points(name, **kwargs).points, local.query_points(name, **kwargs).points)
 
 
 def test_bad_multivectors_are_refused(module_server):

@@ -1,18 +1,14 @@
 """Recommendation queries against qdrant-client's local mode: the three strategies,
 examples by id and by vector, filters, thresholds, every distance, and lookup_from."""
-import math
 import random
 import uuid
 
 import pytest
 from qdrant_client import QdrantClient, models
 
-TOL = 1e-4
+from tests.support import same_scored
 
 
-def same(got, want) -> None:
-    assert [p.id for p in got] == [p.id for p in want]
-    assert all(math.isclose(g.score, w.score, rel_tol=TOL, abs_tol=TOL) for g, w in zip(got, want))
 
 
 @pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID,
@@ -38,11 +34,11 @@ def test_recommend_answers_like_local_mode(module_server, distance):
         for q in queries:
             for kwargs in ({"limit": 8}, {"limit": 5, "query_filter": flt, "offset": 2}):
                 query = models.RecommendQuery(recommend=q)
-                same(remote.query_points(name, query=query, **kwargs).points,
+                same_scored(remote.query_points(name, query=query, **kwargs).points,
                      local.query_points(name, query=query, **kwargs).points)
         query = models.RecommendQuery(recommend=models.RecommendInput(positive=[7], negative=[8], strategy=strategy))
         lookup = models.LookupLocation(collection=other)
-        same(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
+        same_scored(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
              local.query_points(name, query=query, lookup_from=lookup, limit=6).points)
 
 

@@ -9,9 +9,8 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
-from tests.support import end_offsets
+from tests.support import end_offsets, same_scored
 
-TOL = 1e-4
 
 
 def sparse(rng: random.Random, terms: int = 200) -> models.SparseVector:
@@ -25,10 +24,6 @@ def config(client, name: str) -> None:
         sparse_vectors_config={"s": models.SparseVectorParams(),
                                "bm": models.SparseVectorParams(modifier=models.Modifier.IDF)})
 
-
-def same_hits(got, want) -> None:
-    assert [p.id for p in got] == [p.id for p in want]
-    assert all(math.isclose(g.score, w.score, rel_tol=TOL, abs_tol=TOL) for g, w in zip(got, want))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +61,8 @@ def test_sparse_vectors_answer_like_local_mode(pair, module_server):
         for kwargs in ({"query": q, "using": "s", "limit": 7}, {"query": qi, "using": "bm", "limit": 10},
                        {"query": q, "using": "s", "limit": 5, "offset": 3, "query_filter": flt},
                        {"query": qi, "using": "bm", "limit": 50, "score_threshold": 1.0}):
-            same_hits(remote.query_points(name, **kwargs).points, local.query_points(name, **kwargs).points)
-    same_hits(remote.query_points(name, query=7, using="s", limit=5).points,
+            same_scored(remote.query_points(name, **kwargs).points, local.query_points(name, **kwargs).points)
+    same_scored(remote.query_points(name, query=7, using="s", limit=5).points,
               local.query_points(name, query=7, using="s", limit=5).points)
 
     # Updates move the inverted index and the IDF statistics with them.
@@ -77,14 +72,14 @@ def test_sparse_vectors_answer_like_local_mode(pair, module_server):
         client.delete_vectors(name, vectors=["bm"], points=[6, 7, 8])
         client.delete(name, points_selector=models.PointIdsList(points=[9, 10]))
     q = models.SparseVector(indices=[1, 2, 3, 4], values=[1.0, 0.5, 0.25, 2.0])
-    same_hits(remote.query_points(name, query=q, using="bm", limit=20).points,
+    same_scored(remote.query_points(name, query=q, using="bm", limit=20).points,
               local.query_points(name, query=q, using="bm", limit=20).points)
     has = models.Filter(must=[models.HasVectorCondition(has_vector="bm")])
     assert remote.count(name, count_filter=has).count == local.count(name, count_filter=has).count
 
     module_server.restart()  # the inverted index is rebuilt from the state
     remote = QdrantClient(url=module_server.url, timeout=30)
-    same_hits(remote.query_points(name, query=q, using="bm", limit=20).points,
+    same_scored(remote.query_points(name, query=q, using="bm", limit=20).points,
               local.query_points(name, query=q, using="bm", limit=20).points)
     info = remote.get_collection(name)
     assert info.config.params.sparse_vectors["bm"].modifier == models.Modifier.IDF
