@@ -28,6 +28,11 @@ def collection(node: Node, name: str) -> Collection:
     return col
 
 
+def exists(node: Node, name: str) -> bool:
+    """A collection by that name or alias."""
+    return node.state.resolve(name) in node.state.collections
+
+
 def check_new_name(name: str) -> None:
     if not 1 <= len(name) <= 255:
         raise Unprocessable(f"Validation error in path parameters: [name: value {name} invalid, "
@@ -104,9 +109,14 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
-def query_groups(node: Node, col: Collection, req: SearchRequest, body: dict) -> dict:
-    """A grouped query; ``with_lookup`` adds each group's point (id = the group id)
-    from another collection."""
+def query_groups(node: Node, name: str, body: dict) -> dict:
+    """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
+    ``with_lookup`` adds each group's point (id = the group id) from another collection."""
+    body = dict(body)
+    grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
+    req = SearchRequest.from_query(body)
+    col = collection(node, name)
+    body = {**grouping, "limit": body.get("limit")}
     group_by = body.get("group_by")
     if not isinstance(group_by, str):
         raise BadRequest("Format error in JSON body: missing field `group_by`")

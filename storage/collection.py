@@ -10,7 +10,8 @@ to date there.
 from sortedcontainers import SortedList
 
 from storage.config import CollectionConfig
-from storage.ids import PointId
+from storage.errors import BadRequest, NotFound
+from storage.ids import PointId, encode_id
 from storage.filters.payload_index import PayloadIndex
 from storage.vectors.multi import MultiStore
 from storage.vectors.sparse import SparseStore
@@ -96,6 +97,18 @@ class Collection:
 
     def vector_names_view(self) -> "VectorNames":
         return VectorNames(dict(self.named_stores()))
+
+    def stored_vector(self, pid, name: str):
+        """The vector ``name`` of the point ``pid``, for a query that names a point:
+        404 for a missing point, 400 for a name the collection lacks or the point has not."""
+        self.config.check_name(name)
+        key = encode_id(pid)
+        if key not in self.points:
+            raise NotFound(f"Not found: No point with id {pid} found")
+        vec = self.store(name).get(key)
+        if vec is None:
+            raise BadRequest(f"Wrong input: Point {pid} has no vector `{name}`")
+        return vec
 
     def point_vectors(self, key: bytes) -> dict:
         """name -> dense float32 array or SparseVector."""

@@ -118,6 +118,12 @@ def get_values(payload: dict, path: str | Path) -> list:
     return compile_getter(parse_path(path))(payload)
 
 
+def leaf_values(found: list) -> list:
+    """What a getter found, with arrays opened one level: the values ``order_by``,
+    facets and groups count one by one."""
+    return [v for value in found for v in (value if isinstance(value, list) else [value])]
+
+
 def compile_getter(path: Path) -> Callable[[dict], list]:
     """A function ``payload -> list of values`` for one parsed path, built once.
 

@@ -9,7 +9,7 @@ from storage.errors import BadRequest, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.filters import parse_datetime
-from storage.paths import compile_getter, parse_path
+from storage.paths import compile_getter, leaf_values, parse_path
 from storage.vectors.sparse import SparseVector
 
 
@@ -256,11 +256,10 @@ def scroll_by_value(col: Collection, order_by, raw_filter, limit, shape: Shape) 
         if keep is not None and not keep(pkey):
             continue
         values = set()
-        for found in getter(col.points[pkey].payload):
-            for value in (found if isinstance(found, list) else [found]):
-                ordered = order_value(value)
-                if ordered is not None:
-                    values.add(ordered)
+        for value in leaf_values(getter(col.points[pkey].payload)):
+            ordered = order_value(value)
+            if ordered is not None:
+                values.add(ordered)
         for value in values:
             if start is None or (value <= start if descending else value >= start):
                 entries.append((value, pkey))
@@ -287,13 +286,12 @@ def facet(col: Collection, key: str, raw_filter, limit) -> dict:
     counts: dict = {}
     for pkey in keys:
         values = set()
-        for found in getter(col.points[pkey].payload):
-            for value in (found if isinstance(found, list) else [found]):
-                if type(value) not in _FACET_TYPES:
-                    continue
-                if isinstance(value, str):
-                    value = _uuid_spelling(value)
-                values.add((_FACET_TYPES.index(type(value)), value))
+        for value in leaf_values(getter(col.points[pkey].payload)):
+            if type(value) not in _FACET_TYPES:
+                continue
+            if isinstance(value, str):
+                value = _uuid_spelling(value)
+            values.add((_FACET_TYPES.index(type(value)), value))
         for tagged in values:
             counts[tagged] = counts.get(tagged, 0) + 1
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]

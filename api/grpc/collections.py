@@ -32,7 +32,7 @@ class Collections(collections_service_pb2_grpc.CollectionsServicer):
     @rpc
     async def CollectionExists(self, request, context):
         started = time.perf_counter()
-        exists = self.node.state.resolve(request.collection_name) in self.node.state.collections
+        exists = service.exists(self.node, request.collection_name)
         return pb.CollectionExistsResponse(result=pb.CollectionExists(exists=exists), time=convert.elapsed(started))
 
     @rpc

@@ -113,11 +113,7 @@ class Points(points_service_pb2_grpc.PointsServicer):
     @rpc
     async def QueryGroups(self, request, context):
         started = time.perf_counter()
-        body = convert.query_groups(request)
-        grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
-        req = SearchRequest.from_query(body)
-        col = service.collection(self.node, request.collection_name)
-        found = service.query_groups(self.node, col, req, {**grouping, "limit": body.get("limit")})
+        found = service.query_groups(self.node, request.collection_name, convert.query_groups(request))
         return pb.QueryGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc

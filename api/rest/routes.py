@@ -79,7 +79,7 @@ async def list_collections(request: Request, node: Node):
 
 @handler
 async def collection_exists(request: Request, node: Node):
-    return {"exists": node.state.resolve(request.path_params["collection"]) in node.state.collections}
+    return {"exists": service.exists(node, request.path_params["collection"])}
 
 
 @handler
@@ -249,13 +249,9 @@ async def query_points(request: Request, node: Node):
 
 @handler
 async def query_groups(request: Request, node: Node):
-    body = _object(await _read_body(request))
-    fields.only(body, "groups")
-    grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
-    req = SearchRequest.from_query(body)
-    fields.only(body.get("params"), "params", "params.")
-    fields.only(body.get("lookup_from"), "lookup_from", "lookup_from.")
-    return service.query_groups(node, _collection(request, node), req, {**grouping, "limit": body.get("limit")})
+    body = await _read_body(request)
+    _only_search_fields(body, "groups")
+    return service.query_groups(node, request.path_params["collection"], body)
 
 
 @handler

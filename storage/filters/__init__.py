@@ -28,6 +28,6 @@ The conditions themselves live beside it:
   with no condition) is a 422 ``Validation error in JSON body: [...]``.
 """
 from storage.filters.datetimes import parse_datetime
-from storage.filters.filter import Filter, compile_filter
+from storage.filters.filter import Filter, compile_filter, merge_filters
 
-__all__ = ["Filter", "compile_filter", "parse_datetime"]
+__all__ = ["Filter", "compile_filter", "merge_filters", "parse_datetime"]

@@ -188,3 +188,27 @@ _SINGLE_FIELD_CONDITIONS: dict[str, Callable[[Any, str], Matcher]] = {
     "nested": _nested_condition,
     "slice": slice_condition,
 }
+
+
+def merge_filters(outer: dict | None, inner: dict | None) -> dict | None:
+    """Both filters at once, clause lists concatenated (the server's ``merge_opts``)."""
+    if outer is None:
+        return inner
+    if inner is None:
+        return outer
+    merged = {}
+    for clause in ("must", "must_not", "should"):
+        parts = []
+        for flt in (outer, inner):
+            value = flt.get(clause)
+            if value is not None:
+                parts.extend(value if isinstance(value, list) else [value])
+        if parts:
+            merged[clause] = parts
+    first, second = outer.get("min_should"), inner.get("min_should")
+    if first is not None and second is not None:
+        merged["min_should"] = {"conditions": [*first["conditions"], *second["conditions"]],
+                                "min_count": max(first["min_count"], second["min_count"])}
+    elif first is not None or second is not None:
+        merged["min_should"] = first if first is not None else second
+    return merged

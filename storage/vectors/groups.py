@@ -10,14 +10,14 @@ import copy
 from dataclasses import replace
 
 from storage.collection import Collection
-from storage.paths import compile_getter, parse_path
+from storage.paths import compile_getter, leaf_values, parse_path
 from storage.vectors.annoy_index import IndexParams
 from storage.vectors.query import run
 from storage.vectors.search import SearchRequest
 
 
 def group_ids(values: list) -> list | None:
-    flat = [v for found in values for v in (found if isinstance(found, list) else [found])]
+    flat = leaf_values(values)
     if not flat or any(type(v) not in (int, str) for v in flat):
         return None
     return list(dict.fromkeys(flat))

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from storage.collection import Collection
 from storage.errors import BadRequest
+from storage.filters import merge_filters
 from storage.ids import encode_id
 from storage.reads import Shape
 from storage.vectors.annoy_index import IndexParams
@@ -51,7 +52,8 @@ def _merge(col: Collection, sources: list, req: SearchRequest, params: IndexPara
     ids = list(dict.fromkeys(hit["id"] for source in sources for hit in source))
     if not ids:
         return []
-    return search(col, replace(req, prefetch=None, filter=_with_ids(req.filter, ids)), params)
+    return search(col, replace(req, prefetch=None, filter=merge_filters(req.filter, {"must": [{"has_id": ids}]})),
+                  params)
 
 
 def rrf(sources: list, limit: int, k: int | None = None, weights: list | None = None) -> list:
@@ -87,33 +89,3 @@ def _normalised(scores: list) -> list:
         return [0.5] * len(scores)
     low, high = mean - 3 * variance ** 0.5, mean + 3 * variance ** 0.5
     return [(s - low) / (high - low) for s in scores]
-
-
-def merge_filters(outer: dict | None, inner: dict | None) -> dict | None:
-    """Both filters at once, clause lists concatenated (the server's ``merge_opts``)."""
-    if outer is None:
-        return inner
-    if inner is None:
-        return outer
-    merged = {}
-    for clause in ("must", "must_not", "should"):
-        parts = []
-        for flt in (outer, inner):
-            value = flt.get(clause)
-            if value is not None:
-                parts.extend(value if isinstance(value, list) else [value])
-        if parts:
-            merged[clause] = parts
-    first, second = outer.get("min_should"), inner.get("min_should")
-    if first is not None and second is not None:
-        merged["min_should"] = {"conditions": [*first["conditions"], *second["conditions"]],
-                                "min_count": max(first["min_count"], second["min_count"])}
-    elif first is not None or second is not None:
-        merged["min_should"] = first if first is not None else second
-    return merged
-
-
-def _with_ids(flt: dict | None, ids: list) -> dict:
-    must = [] if flt is None or flt.get("must") is None else (
-        list(flt["must"]) if isinstance(flt["must"], list) else [flt["must"]])
-    return {**(flt or {}), "must": [*must, {"has_id": ids}]}

@@ -18,8 +18,8 @@ import numpy as np
 
 from storage.collection import Collection
 from storage.errors import BadRequest
-from storage.filters import compile_filter
-from storage.ids import encode_id, parse_id
+from storage.filters import compile_filter, merge_filters
+from storage.ids import parse_id
 from storage.values import parse_vector
 from storage.vectors.annoy_index import IndexParams
 from storage.vectors.store import VectorStore, normalize
@@ -79,13 +79,11 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots, records)
     store: VectorStore = col.vectors[req.using] if req.using in col.vectors else None
     if store is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
-    rec, mentioned = resolve(req.recommend, lambda pid: _stored(col, store, pid, req.using))
+    rec, mentioned = resolve(req.recommend, lambda pid: col.stored_vector(pid, req.using))
     for vec in rec.positive + rec.negative:
         if vec.ndim != 1 or vec.shape[0] != store.dim:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {store.dim}, got {vec.shape[-1]}")
-    flt = req.filter
-    if mentioned:
-        flt = {**(flt or {}), "must_not": [*_clause(flt, "must_not"), {"has_id": mentioned}]}
+    flt = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]}) if mentioned else req.filter
     if rec.strategy == "average_vector":
         if not rec.positive:
             raise BadRequest("Bad request: No positive examples given with 'average_vector' strategy")
@@ -111,21 +109,6 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots, records)
     ranked = sorted(((scores[i], store.keys[slots[i]]) for i in np.flatnonzero(keep).tolist()),
                     key=lambda item: (-item[0], item[1]))
     return records(col, req, ranked)
-
-
-def _stored(col: Collection, store: VectorStore, pid, name: str) -> np.ndarray:
-    key = encode_id(pid)
-    if key not in col.points:
-        raise BadRequest(f"Not found: No point with id {pid} found")
-    vec = store.get(key)
-    if vec is None:
-        raise BadRequest(f"Wrong input: Point {pid} has no vector `{name}`")
-    return vec
-
-
-def _clause(flt: dict | None, name: str) -> list:
-    value = (flt or {}).get(name)
-    return [] if value is None else (value if isinstance(value, list) else [value])
 
 
 def _similarity(store: VectorStore, rows: np.ndarray, example: np.ndarray) -> np.ndarray:

@@ -315,14 +315,9 @@ def listing(col: Collection, req: SearchRequest) -> list:
 
 
 def vector_of(col: Collection, pid, name: str):
-    """A point's stored vector, for a query that names it by id (``lookup_from``)."""
-    col.config.check_name(name)
-    key = encode_id(pid)
-    if key not in col.points:
-        raise NotFound(f"Not found: No point with id {pid} found")
-    vec = col.store(name).get(key)
-    if vec is None:
-        raise BadRequest(f"Wrong input: Point {pid} has no vector `{name}`")
+    """A point's stored vector, for a query that names it by id (``lookup_from``); a
+    copy of a dense one, whose slot may be rewritten."""
+    vec = col.stored_vector(pid, name)
     return vec if isinstance(vec, SparseVector) else np.array(vec)
 
 
@@ -334,7 +329,7 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
     """MaxSim against every point holding this multivector (those matching the filter)."""
     store = col.multi[req.using]
     size = col.config.vectors[req.using].size
-    exclude, query = _by_point(col, store, req)
+    exclude, query = _by_point(col, req)
     if query is None:
         if isinstance(req.vector, SparseVector):
             raise _conversion_error(req.using)
@@ -355,18 +350,11 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
     return _records(col, req, scored)
 
 
-def _by_point(col: Collection, store, req: SearchRequest) -> tuple:
+def _by_point(col: Collection, req: SearchRequest) -> tuple:
     """(key left out of the answer, the stored vector of a query by point id, else None)."""
-    exclude = None if req.exclude_id is None else encode_id(req.exclude_id)
     if req.point_id is None:
-        return exclude, None
-    key = encode_id(req.point_id)
-    if key not in col.points:
-        raise NotFound(f"Not found: No point with id {req.point_id} found")
-    query = store.get(key)
-    if query is None:
-        raise BadRequest(f"Wrong input: Point {req.point_id} has no vector `{req.using}`")
-    return key, query
+        return (None if req.exclude_id is None else encode_id(req.exclude_id)), None
+    return encode_id(req.point_id), col.stored_vector(req.point_id, req.using)
 
 
 def _records(col: Collection, req: SearchRequest, ranked: list) -> list:
@@ -384,7 +372,7 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
     """Dot products over the inverted index: only points sharing an index with the
     query are scored, then filtered, thresholded and ranked (ties by id order)."""
     store = col.sparse[req.using]
-    exclude, query = _by_point(col, store, req)
+    exclude, query = _by_point(col, req)
     if query is None:
         if not isinstance(req.vector, SparseVector):
             raise _conversion_error(req.using)
