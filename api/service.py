@@ -8,10 +8,10 @@ from storage import reads
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
-from storage.paths import compile_getter, parse_path
-from storage.vectors.annoy_index import index_status
 from storage.ids import parse_id
+from storage.paths import compile_getter, parse_path
 from storage.vectors import groups, query, recommend
+from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
 from streams.node import Node
 
