@@ -91,7 +91,11 @@ class Producer:
 
     async def _acknowledged(self, producer: AIOKafkaProducer, pending):
         try:
-            return await pending
+            # Bounded here too: an idempotent client whose producer id request was cut
+            # off by a broker outage keeps its batches queued without expiring them, and
+            # the caller would wait with no answer. Twice the request timeout leaves
+            # room for the client's own retries; past it the outcome is unknown: a 503.
+            return await asyncio.wait_for(pending, 2 * self._options["request_timeout_ms"] / 1000)
         except (KafkaError, asyncio.TimeoutError) as exc:
             self._replace(producer)
             raise Unavailable(f"Service unavailable: the log (Kafka) did not acknowledge the write: "
