@@ -36,9 +36,9 @@ class Collection:
         self.created_offset = created_offset
         self.points: dict = {}  # key -> Point
         self.order = SortedList()  # keys in Qdrant scroll order
-        self.vectors = {name: VectorStore(p.size, p.distance) for name, p in config.vectors.items()
+        self.vectors = {name: VectorStore(p.size, p.distance, datatype=p.datatype) for name, p in config.vectors.items()
                         if not p.multivector}
-        self.multi = {name: MultiStore(p.size, p.distance) for name, p in config.vectors.items() if p.multivector}
+        self.multi = {name: MultiStore(p.size, p.distance, p.datatype) for name, p in config.vectors.items() if p.multivector}
         self.sparse = {name: SparseStore(p.modifier) for name, p in config.sparse.items()}
         self.payload_index = PayloadIndex(self.points)
         self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from storage.errors import BadRequest, Unprocessable
 
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+DATATYPES = ("float32", "float16", "uint8")
 DEFAULT_VECTOR = ""
 
 
@@ -19,16 +20,20 @@ class VectorParams:
     # and reported as given: pointlog keeps vectors in memory and scores them exactly.
     hints: dict = field(default_factory=dict)
     multivector: bool = False  # multivector_config {"comparator": "max_sim"}: a matrix per point
+    # The element type vectors are stored as (storage/vectors/elements.py); None when the
+    # body left it out, which Qdrant reports by leaving it out too.
+    datatype: str | None = None
 
     def to_json(self) -> dict:
         multi = {"multivector_config": {"comparator": "max_sim"}} if self.multivector else {}
-        return {"size": self.size, "distance": self.distance, **self.hints, **multi}
+        datatype = {"datatype": self.datatype} if self.datatype is not None else {}
+        return {"size": self.size, "distance": self.distance, **self.hints, **multi, **datatype}
 
     def with_hints(self, diff: dict) -> "VectorParams":
         hints = dict(self.hints)
         for key, value in diff.items():
             hints[key] = _merged(hints.get(key), value)
-        return VectorParams(self.size, self.distance, hints, self.multivector)
+        return VectorParams(self.size, self.distance, hints, self.multivector, self.datatype)
 
 
 @dataclass(frozen=True)
@@ -170,14 +175,16 @@ def _params(raw, where: str) -> VectorParams:
     if distance not in DISTANCES:
         raise BadRequest(f"Format error in JSON body: {where}.distance: unknown variant `{distance}`, "
                          "expected one of `Cosine`, `Euclid`, `Dot`, `Manhattan`")
-    if raw.get("datatype") not in (None, "float32"):
-        raise BadRequest(f"Bad request: {where}.datatype is not supported by pointlog")
+    datatype = raw.get("datatype")
+    if datatype is not None and datatype not in DATATYPES:
+        raise BadRequest(f"Format error in JSON body: {where}.datatype: unknown variant `{datatype}`, "
+                         "expected one of `float32`, `uint8`, `float16`")
     multi = raw.get("multivector_config")
     if multi is not None and (not isinstance(multi, dict) or multi.get("comparator") != "max_sim" or len(multi) != 1):
         raise BadRequest(f"Format error in JSON body: {where}.multivector_config: expected "
                          "{\"comparator\": \"max_sim\"}")
     return VectorParams(size, distance, {k: raw[k] for k in _VECTOR_HINTS if raw.get(k) is not None},
-                        multi is not None)
+                        multi is not None, datatype)
 
 
 _VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk")

@@ -10,18 +10,25 @@ summed maxima become the score as sqrt(|sum|) and |sum| (smaller is better).
 """
 import numpy as np
 
-from storage.vectors.store import normalize
+from storage.vectors.elements import COSINE_RAW, convert, kernel
 
 
-def prepare(matrix: np.ndarray, distance: str) -> np.ndarray:
-    if distance == "Cosine":
-        return np.stack([normalize(row) for row in matrix])
+def prepare(matrix: np.ndarray, distance: str, datatype: str | None = None) -> np.ndarray:
+    if distance == "Cosine" or datatype is not None:
+        return np.stack([convert(row, distance, datatype) for row in matrix])
     return matrix.astype(np.float32, copy=False)
 
 
 def max_sim(query: np.ndarray, doc: np.ndarray, distance: str) -> float:
+    """``distance`` is the store's scoring kernel (storage/vectors/elements.py)."""
     if distance in ("Cosine", "Dot"):
         return float(np.sum(np.max(query @ doc.T, axis=-1)))
+    if distance == COSINE_RAW:
+        norms = np.einsum("ij,ij->i", query, query)[:, np.newaxis] * np.einsum("ij,ij->i", doc, doc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sims = (query @ doc.T) / np.sqrt(norms)
+        sims[norms == 0] = 0.0
+        return float(np.sum(np.max(sims.astype(np.float32), axis=-1)))
     diff = doc[np.newaxis, :, :] - query[:, np.newaxis, :]
     if distance == "Euclid":
         sims = -np.square(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
@@ -43,9 +50,11 @@ def from_bytes(raw: bytes) -> np.ndarray:
 class MultiStore:
     """The multivectors of one collection and vector name."""
 
-    def __init__(self, dim: int, distance: str):
+    def __init__(self, dim: int, distance: str, datatype: str | None = None):
         self.dim = dim
         self.distance = distance
+        self.datatype = datatype
+        self.kernel = kernel(distance, datatype)
         self.vectors: dict = {}  # point key -> matrix (rows x dim), prepared
 
     def __len__(self) -> int:
@@ -58,7 +67,7 @@ class MultiStore:
         return self.vectors.get(key)
 
     def prepare(self, matrix: np.ndarray) -> np.ndarray:
-        return prepare(matrix, self.distance)
+        return prepare(matrix, self.distance, self.datatype)
 
     def put(self, key: bytes, matrix: np.ndarray) -> None:
         self.vectors[key] = matrix

@@ -22,7 +22,8 @@ from storage.filters import compile_filter, merge_filters
 from storage.ids import parse_id
 from storage.values import parse_vector
 from storage.vectors.annoy_index import IndexParams
-from storage.vectors.store import VectorStore, normalize
+from storage.vectors.elements import COSINE_RAW, cosine_raw
+from storage.vectors.store import VectorStore
 
 STRATEGIES = ("average_vector", "best_score", "sum_scores")
 
@@ -112,9 +113,12 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots, records)
 
 
 def _similarity(store: VectorStore, rows: np.ndarray, example: np.ndarray) -> np.ndarray:
-    if store.distance == "Cosine":
-        return np.einsum("ij,j->i", rows, normalize(example))
-    if store.distance == "Dot":
+    """Qdrant's raw similarity (before a distance's postprocessing) of an example,
+    converted like a query (storage/vectors/elements.py), with each row."""
+    example = store.prepare(example)
+    if store.kernel == COSINE_RAW:
+        return cosine_raw(rows, example)
+    if store.distance in ("Cosine", "Dot"):
         return np.einsum("ij,j->i", rows, example)
     diff = rows - example
     if store.distance == "Euclid":

@@ -37,7 +37,8 @@ from storage.reads import Shape, _limit, holds, scroll_keys
 from storage.vectors import recommend
 from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
-from storage.vectors.store import VectorStore, normalize
+from storage.vectors.elements import COSINE_RAW, cosine_raw
+from storage.vectors.store import VectorStore
 
 SMALLER_IS_BETTER = {"Euclid", "Manhattan"}
 SCORE_CHUNK = 16384  # rows per step of a Euclid/Manhattan scan: bounded temporaries
@@ -230,13 +231,16 @@ def _query_vector(raw):
 
 
 def score_rows(rows: np.ndarray, query: np.ndarray, distance: str) -> np.ndarray:
-    """Qdrant scores of rows against a prepared query.
+    """Qdrant scores of rows against a prepared query; ``distance`` is the store's
+    scoring kernel (its distance, or COSINE_RAW for uint8 Cosine rows).
 
     Row-wise kernels only (einsum, per-row sums): a row's score never depends on
     which other rows are scored with it. BLAS gemv does not give that guarantee.
     """
     if distance in ("Cosine", "Dot"):
         return np.einsum("ij,j->i", rows, query)
+    if distance == COSINE_RAW:
+        return cosine_raw(rows, query)
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), SCORE_CHUNK):
         diff = rows[start:start + SCORE_CHUNK] - query
@@ -252,12 +256,12 @@ def scores(store: VectorStore, query: np.ndarray, slots: np.ndarray) -> np.ndarr
     """Qdrant scores of the given slots against an already prepared query."""
     if len(slots) > store.used // 2:
         # Most of the store: scan the matrix in place rather than copying rows out.
-        return score_rows(store.matrix[: store.used], query, store.distance)[slots]
-    return score_rows(store.matrix[slots], query, store.distance)
+        return score_rows(store.matrix[: store.used], query, store.kernel)[slots]
+    return score_rows(store.matrix[slots], query, store.kernel)
 
 
 def prepare_query(store: VectorStore, query: np.ndarray) -> np.ndarray:
-    return normalize(query) if store.distance == "Cosine" else query.astype(np.float32)
+    return store.prepare(query)
 
 
 def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
@@ -343,7 +347,7 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
         keep = holds(col, flt)
         keys = [key for key in keys if keep(key)]
     smaller = store.distance in SMALLER_IS_BETTER
-    scored = [(np.float32(max_sim(query, store.vectors[key], store.distance)), key) for key in keys]
+    scored = [(np.float32(max_sim(query, store.vectors[key], store.kernel)), key) for key in keys]
     if req.score_threshold is not None:
         scored = [(s, k) for s, k in scored if (s <= req.score_threshold if smaller else s >= req.score_threshold)]
     scored.sort(key=lambda item: (item[0] if smaller else -item[0], item[1]))

@@ -12,21 +12,15 @@ integer store per put on the apply path and needs no knowledge of offsets.
 """
 import numpy as np
 
-EPSILON = np.float32(1.1920929e-7)  # f32::EPSILON, Qdrant's threshold for normalizing
-
-
-def normalize(vec: np.ndarray) -> np.ndarray:
-    """Cosine vectors are stored unit-length, as Qdrant does at insert time."""
-    norm = np.linalg.norm(vec)
-    if norm > EPSILON:
-        return (vec / norm).astype(np.float32)
-    return vec.astype(np.float32, copy=True)
+from storage.vectors.elements import convert, kernel
 
 
 class VectorStore:
-    def __init__(self, dim: int, distance: str, capacity: int = 1024):
+    def __init__(self, dim: int, distance: str, capacity: int = 1024, datatype: str | None = None):
         self.dim = dim
         self.distance = distance
+        self.datatype = datatype
+        self.kernel = kernel(distance, datatype)
         self.matrix = np.zeros((capacity, dim), dtype=np.float32)
         self.alive = np.zeros(capacity, dtype=bool)
         self.stamp = np.zeros(capacity, dtype=np.int64)  # generation of the slot's last put
@@ -49,7 +43,8 @@ class VectorStore:
         return key in self.slot_of
 
     def prepare(self, vec: np.ndarray) -> np.ndarray:
-        return normalize(vec) if self.distance == "Cosine" else vec.astype(np.float32, copy=False)
+        """A vector, stored or queried, as Qdrant scores it (storage/vectors/elements.py)."""
+        return convert(vec, self.distance, self.datatype)
 
     def put(self, key: bytes, vec: np.ndarray) -> None:
         """Store an already prepared vector."""
