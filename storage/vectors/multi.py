@@ -20,7 +20,15 @@ def prepare(matrix: np.ndarray, distance: str, datatype: str | None = None) -> n
 
 
 def max_sim(query: np.ndarray, doc: np.ndarray, distance: str) -> float:
-    """``distance`` is the store's scoring kernel (storage/vectors/elements.py)."""
+    """The MaxSim score; ``distance`` is the store's scoring kernel (storage/vectors/elements.py)."""
+    raw = max_sim_raw(query, doc, distance)
+    if distance == "Euclid":
+        return float(np.sqrt(np.abs(raw)))
+    return float(np.abs(raw)) if distance == "Manhattan" else raw
+
+
+def max_sim_raw(query: np.ndarray, doc: np.ndarray, distance: str) -> float:
+    """MaxSim before the distance's postprocessing: bigger is better for every distance."""
     if distance in ("Cosine", "Dot"):
         return float(np.sum(np.max(query @ doc.T, axis=-1)))
     if distance == COSINE_RAW:
@@ -32,9 +40,9 @@ def max_sim(query: np.ndarray, doc: np.ndarray, distance: str) -> float:
     diff = doc[np.newaxis, :, :] - query[:, np.newaxis, :]
     if distance == "Euclid":
         sims = -np.square(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
-        return float(np.sqrt(np.abs(np.sum(np.max(sims, axis=-1)))))
-    sims = -np.abs(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
-    return float(np.abs(np.sum(np.max(sims, axis=-1))))
+    else:
+        sims = -np.abs(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
+    return float(np.sum(np.max(sims, axis=-1)))
 
 
 def to_bytes(matrix: np.ndarray) -> bytes:
