@@ -381,16 +381,43 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
         if not isinstance(req.vector, SparseVector):
             raise _conversion_error(req.using)
         query = req.vector
-    found = store.scores(query, exclude)
-    flt = compile_filter(req.filter)
-    if flt is not None and not flt.matches_all:
-        keep = holds(col, flt)
-        found = {key: score for key, score in found.items() if keep(key)}
-    ranked = sorted(((np.float32(score), key) for key, score in found.items()),
-                    key=lambda item: (-item[0], item[1]))
+    slots, totals = store.score_slots(query)
+    found = totals.astype(np.float32)
+    if exclude is not None and exclude in store.slot_of:
+        keep_slot = slots != store.slot_of[exclude]
+        slots, found = slots[keep_slot], found[keep_slot]
     if req.score_threshold is not None:
-        ranked = [item for item in ranked if item[0] >= req.score_threshold]
+        above = found >= req.score_threshold
+        slots, found = slots[above], found[above]
+    flt = compile_filter(req.filter)
+    keep = holds(col, flt) if flt is not None and not flt.matches_all else None
+    want = req.offset + req.limit
+    ranked = _best(found, slots, store.keys, keep, want, 4 * want + 64)
+    if ranked is None:  # the filter left too few among the best: rank them all
+        ranked = _best(found, slots, store.keys, keep, want, len(found))
+    ranked.sort(key=lambda item: (-item[0], item[1]))
     return _records(col, req, ranked)
+
+
+def _best(found: np.ndarray, slots: np.ndarray, keys: list, keep, want: int, among: int) -> list | None:
+    """(score, key) of the ``want`` best-scored points ``keep`` accepts, and every
+    point tied with the last of them, looking only at the ``among`` best scores (and
+    their ties); None if those were not enough."""
+    order = np.arange(len(found))
+    if among < len(found):
+        cut = np.partition(-found, among - 1)[among - 1]
+        order = np.flatnonzero(-found <= cut)
+    order = order[np.argsort(-found[order], kind="stable")]
+    ranked = []
+    for i in order.tolist():
+        # Past the answer's size only points tied with its last score can still enter it.
+        if len(ranked) >= want and found[i] != ranked[-1][0]:
+            return ranked
+        key = keys[slots[i]]
+        if keep is None or keep(key):
+            ranked.append((found[i], key))
+    # Everything outside ``order`` scores below all of it.
+    return ranked if len(order) == len(found) or len(ranked) >= want else None
 
 
 def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filter | None, plan: Plan | None,

@@ -93,12 +93,21 @@ def idf(df: int, n: int) -> float:
 
 
 class SparseStore:
-    """The sparse vectors of one collection and vector name, with their inverted index."""
+    """The sparse vectors of one collection and vector name, with their inverted index.
+
+    Postings are kept per index as {slot: value} (cheap to change) and compiled on
+    first use into numpy arrays (cheap to score), recompiled only after a change to
+    that index; a query adds the compiled postings of its indices with one bincount.
+    """
 
     def __init__(self, modifier: str = "none"):
         self.modifier = modifier
         self.vectors: dict = {}  # point key -> SparseVector
-        self.postings: dict = {}  # index -> {point key: value}
+        self.slot_of: dict = {}  # point key -> slot
+        self.keys: list = []  # slot -> point key, None when free
+        self._free: list = []
+        self.postings: dict = {}  # index -> {slot: value}
+        self._compiled: dict = {}  # index -> (slots int64, values float64), dropped on change
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -115,30 +124,71 @@ class SparseStore:
     def put(self, key: bytes, vec: SparseVector) -> None:
         self.remove(key)
         self.vectors[key] = vec
+        if self._free:
+            slot = self._free.pop()
+            self.keys[slot] = key
+        else:
+            slot = len(self.keys)
+            self.keys.append(key)
+        self.slot_of[key] = slot
+        postings, compiled = self.postings, self._compiled
         for i, v in zip(vec.indices.tolist(), vec.values.tolist()):
-            self.postings.setdefault(i, {})[key] = v
+            posting = postings.get(i)
+            if posting is None:
+                postings[i] = {slot: v}
+            else:
+                posting[slot] = v
+                compiled.pop(i, None)
 
     def remove(self, key: bytes) -> None:
         old = self.vectors.pop(key, None)
         if old is None:
             return
+        slot = self.slot_of.pop(key)
+        self.keys[slot] = None
+        self._free.append(slot)
         for i in old.indices.tolist():
             posting = self.postings[i]
-            del posting[key]
+            del posting[slot]
+            self._compiled.pop(i, None)
             if not posting:
                 del self.postings[i]
 
-    def scores(self, query: SparseVector, exclude: bytes | None = None) -> dict:
-        """{point key: score} of the points sharing an index with the query. Terms are
-        added in ascending index order, the order a merge of two sorted vectors takes."""
-        n = len(self.vectors)
-        acc: dict = {}
-        for i, q in zip(query.indices.tolist(), query.values.tolist()):
-            posting = self.postings.get(i)
+    def _posting(self, index: int) -> tuple | None:
+        found = self._compiled.get(index)
+        if found is None:
+            posting = self.postings.get(index)
             if not posting:
+                return None
+            found = self._compiled[index] = (np.fromiter(posting.keys(), dtype=np.int64, count=len(posting)),
+                                             np.fromiter(posting.values(), dtype=np.float64, count=len(posting)))
+        return found
+
+    def score_slots(self, query: SparseVector) -> tuple:
+        """(slots, scores) of the points sharing an index with the query, slots ascending.
+        Each point's terms are added in ascending index order (the order a merge of two
+        sorted vectors takes), in float64 like the merge."""
+        n = len(self.vectors)
+        parts, weights = [], []
+        for i, q in zip(query.indices.tolist(), query.values.tolist()):
+            found = self._posting(i)
+            if found is None:
                 continue
-            weight = q * idf(len(posting), n) if self.modifier == "idf" else q
-            for key, v in posting.items():
-                acc[key] = acc.get(key, 0.0) + weight * v
-        acc.pop(exclude, None)
-        return acc
+            slots, values = found
+            parts.append(slots)
+            weights.append(values * (q * idf(len(slots), n) if self.modifier == "idf" else q))
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        slots = np.concatenate(parts)
+        size = len(self.keys)
+        touched = np.flatnonzero(np.bincount(slots, minlength=size))
+        totals = np.bincount(slots, weights=np.concatenate(weights), minlength=size)
+        return touched, totals[touched]
+
+    def scores(self, query: SparseVector, exclude: bytes | None = None) -> dict:
+        """{point key: score} of the points sharing an index with the query."""
+        slots, totals = self.score_slots(query)
+        keys = self.keys
+        out = dict(zip((keys[s] for s in slots.tolist()), totals.tolist()))
+        out.pop(exclude, None)
+        return out

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import orjson
 
-from tests.benchmarks import grpc_load, loadgen
+from tests.benchmarks import grpc_load, hybrid, loadgen
 from tests.benchmarks.workload import BATCH, DIM, exact_top, isotropic, payload, percentile, queries, vectors
 from tests.support import Broker, Server, free_port
 
@@ -229,6 +229,10 @@ def main() -> None:
         server.start()
         httpx.post(f"{url}/points/query", json={"query": qs[0].tolist(), "limit": 10}, timeout=120).raise_for_status()
         ours["restart_to_first_answer_s"] = time.perf_counter() - t0
+
+        progress("hybrid: a dense and a sparse prefetch fused with RRF")
+        figures, hybrid_answers = hybrid.run(server, n, n_queries // 2, clients)
+        ours.update(figures)
     finally:
         server.kill()
         broker.stop()
@@ -236,6 +240,13 @@ def main() -> None:
     progress("peer: qdrant-client local mode")
     peer = json.loads(subprocess.run([sys.executable, "-m", "tests.benchmarks.peer", str(n), str(n_queries // 4)],
                                      check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    progress("peer: hybrid queries in local mode")
+    n_peer_hybrid = 10
+    peer_hybrid = json.loads(subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.hybrid", "peer", str(n), str(n_peer_hybrid)],
+        check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    ours["hybrid_agreement"] = hybrid.agreement(hybrid_answers[:n_peer_hybrid], peer_hybrid.pop("peer_hybrid_answers"))
+    peer.update(peer_hybrid)
     report(ours, peer, n, n_search, args)
 
 
@@ -261,6 +272,11 @@ LINES = [  # (label, our key, peer key, higher is better)
     ("replay (points/s)", "replay_points_per_s", "peer_replay_points_per_s", True),
     ("restart to first answer (s)", "restart_to_first_answer_s", None, False),
     ("RSS per 100k points (MB)", "rss_mb_per_100k", "peer_rss_mb_per_100k", False),
+    ("hybrid ingest, dense + sparse (points/s)", "hybrid_ingest_points_per_s", "peer_hybrid_ingest_points_per_s", True),
+    ("hybrid query QPS (dense+sparse, RRF)", "hybrid_qps", "peer_hybrid_qps", True),
+    ("hybrid query p50 (ms)", "hybrid_p50_ms", None, False),
+    ("hybrid query p99 (ms)", "hybrid_p99_ms", "peer_hybrid_p99_ms", False),
+    ("hybrid top-10 agreement with local mode", "hybrid_agreement", None, True),
 ]
 
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from qdrant_client import QdrantClient, models
 
-from tests.support import same_scored
+from tests.support import same_scored, same_up_to_ties
 
 
 
@@ -34,12 +34,12 @@ def test_recommend_answers_like_local_mode(module_server, distance):
         for q in queries:
             for kwargs in ({"limit": 8}, {"limit": 5, "query_filter": flt, "offset": 2}):
                 query = models.RecommendQuery(recommend=q)
-                same_scored(remote.query_points(name, query=query, **kwargs).points,
-                     local.query_points(name, query=query, **kwargs).points)
+                same_up_to_ties(remote.query_points(name, query=query, **kwargs).points,
+                                local.query_points(name, query=query, **kwargs).points)
         query = models.RecommendQuery(recommend=models.RecommendInput(positive=[7], negative=[8], strategy=strategy))
         lookup = models.LookupLocation(collection=other)
-        same_scored(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
-             local.query_points(name, query=query, lookup_from=lookup, limit=6).points)
+        same_up_to_ties(remote.query_points(name, query=query, lookup_from=lookup, limit=6).points,
+                    local.query_points(name, query=query, lookup_from=lookup, limit=6).points)
 
 
 def test_the_legacy_recommend_endpoints_answer_like_the_query_api(module_server):
@@ -60,24 +60,6 @@ def test_the_legacy_recommend_endpoints_answer_like_the_query_api(module_server)
     assert [[p["id"] for p in r] for r in batch.json()["result"]][0] == [p.id for p in want]
     r = httpx.post(url, json={**body, "positive_ids": [1]})
     assert r.status_code == 400 and "positive_ids" in r.text
-
-
-def same_up_to_ties(got: list, want: list, tol: float = 1e-4) -> None:
-    """Same scores in the same order, and the same ids within each run of equal scores
-    except the last (cut by the limit): sparse examples leave many points at equal
-    scores (no shared index), whose order Qdrant does not define."""
-    import math
-    assert len(got) == len(want)
-    assert all(math.isclose(g.score, w.score, rel_tol=tol, abs_tol=tol) for g, w in zip(got, want))
-    runs: list = []
-    for g, w in zip(got, want):
-        if runs and math.isclose(runs[-1][2], w.score, rel_tol=tol, abs_tol=tol):
-            runs[-1][0].add(g.id)
-            runs[-1][1].add(w.id)
-        else:
-            runs.append(({g.id}, {w.id}, w.score))
-    for got_ids, want_ids, _ in runs[:-1]:
-        assert got_ids == want_ids
 
 
 def sparse(rng: random.Random) -> models.SparseVector:

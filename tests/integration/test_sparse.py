@@ -120,3 +120,23 @@ def test_bad_sparse_vectors_are_refused_and_publish_nothing(module_server, broke
     r = httpx.put(url + "/points", json={"points": [{"id": 1, "vector": vector}]})
     assert r.status_code == status and message in r.json()["status"]["error"], r.text
     assert end_offsets(broker.bootstrap, module_server.topic) == before
+
+
+def test_a_selective_filter_over_many_sparse_matches_answers_like_local_mode(pair):
+    """Most points share the query's terms and few pass the filter: the best-scored
+    few are not enough, and ranking goes on to the rest."""
+    remote, local = pair
+    name = f"sf{uuid.uuid4().hex[:8]}"
+    rng = random.Random(41)
+    points = [models.PointStruct(id=i, vector={"s": models.SparseVector(
+        indices=[0, 1, 2 + i % 7], values=[round(rng.uniform(0.1, 2.0), 3) for _ in range(3)])},
+        payload={"rare": i % 97 == 0}) for i in range(1500)]
+    for client in (remote, local):
+        config(client, name)
+        client.upsert(name, points=points)
+    flt = models.Filter(must=[models.FieldCondition(key="rare", match=models.MatchValue(value=True))])
+    query = models.SparseVector(indices=[0, 1, 3], values=[1.0, 0.5, 2.0])
+    for kwargs in ({"limit": 5}, {"limit": 4, "offset": 3}, {"limit": 10, "query_filter": flt},
+                   {"limit": 3, "offset": 2, "query_filter": flt}, {"limit": 5, "score_threshold": 2.5}):
+        same_scored(remote.query_points(name, query=query, using="s", **kwargs).points,
+                    local.query_points(name, query=query, using="s", **kwargs).points)
