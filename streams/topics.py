@@ -1,7 +1,9 @@
 """Creating the WAL topic and its dead-letter topic, which broker auto-create must not do."""
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.protocol.metadata import MetadataRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,34 @@ async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replica
                     raise RuntimeError(f"cannot create topic {name} (replication factor {rf} on {brokers} "
                                        f"brokers): error {code} {rest}")
                 log.info("created topic %s: replication factor %s, min.insync.replicas %s", name, rf, isr)
-        described = await admin.describe_topics([topic])
-        return len(described[0]["partitions"]) or partitions
+        return await _wait_for_leaders(admin, [topic, dlq_topic(topic)])
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list, timeout: float = 30.0) -> int:
+    """The first topic's partition count, once every broker's metadata gives every
+    partition of ``topics`` a leader. A topic just created reaches the brokers'
+    metadata caches one by one: a client asking another broker a moment later would
+    be told it does not exist. (aiokafka's admin asks a random broker; asking each
+    one takes its per-node send.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    brokers = [b["node_id"] for b in (await admin.describe_cluster())["brokers"]]
+    counts = {}
+    for node in brokers:
+        while True:
+            response = (await admin._send_request_to_node(node, MetadataRequest(topics))).to_object()
+            found = {t["topic"]: t for t in response["topics"] if t["error_code"] == 0}
+            if all(t in found and found[t]["partitions"] and all(p["leader"] >= 0 for p in found[t]["partitions"])
+                   for t in topics):
+                counts = {t: len(found[t]["partitions"]) for t in topics}
+                break
+            if loop.time() > deadline:
+                raise RuntimeError(f"topics {topics} have no leader for every partition on broker {node} "
+                                   f"after {timeout:.0f}s: {response['topics']}")
+            await asyncio.sleep(0.05)
+    return counts[topics[0]]
 
 
 def dlq_topic(topic: str) -> str:
