@@ -77,8 +77,8 @@ def port_pair_outside_ephemeral_range(pairs: int = 1) -> int:
     raise RuntimeError("no free port pair below the ephemeral range")
 
 
-def own_kafka(brokers: int):
-    b = Broker(brokers=brokers, port=port_pair_outside_ephemeral_range(brokers))
+def own_kafka(brokers: int, extra_config: str = ""):
+    b = Broker(extra_config, brokers=brokers, port=port_pair_outside_ephemeral_range(brokers))
     b.start()
     yield b
     b.stop()
