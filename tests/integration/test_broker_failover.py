@@ -26,6 +26,11 @@ from tests.support import ROOT, Server, free_port
 
 COLLECTION = "failover"
 POINTS_PER_WRITE = 5
+# A write sent just after the election can still be queued in the producer client
+# behind one sent before it, whose bounded wait may run out before the client has
+# refreshed its metadata (a retry backoff and a metadata request): it is answered
+# 503 with it. Beyond this, every write is accepted.
+LEARN_LEADER = 1.0
 
 
 @dataclass
@@ -189,25 +194,30 @@ def test_losing_the_wal_leader_loses_no_acknowledged_write(own_cluster, request,
         assert not other, f"answers other than success or 503: {[(w.client, w.outcome) for w in other[:5]]}"
 
         # 503 only for writes that were sent while the partition had no leader.
-        late = [w for w in refused if w.started > elected_at]
+        late = [w for w in refused if w.started > elected_at + LEARN_LEADER]
         assert not late, f"503 for writes sent {[round(w.started - elected_at, 2) for w in late]}s after election"
         if slow:  # the outage outlasts the bounded wait: those writes were answered, not left hanging
             assert refused
         # Writes are accepted again once a leader is elected, through every client.
         for writer in writers:
-            after = [w for w in writer.writes if w.started > elected_at]
+            after = [w for w in writer.writes if w.started > elected_at + LEARN_LEADER]
             assert after and all(w.outcome == "ack" for w in after), writer.name
 
         # Bring the dead broker back, then every acknowledged point must be there.
         own_cluster.start()
         server.wait_caught_up(timeout=60)
+        def stored(ids: list) -> set:
+            found = set()
+            for chunk in range(0, len(ids), 1000):
+                got = http.post(f"/collections/{COLLECTION}/points",
+                                json={"ids": ids[chunk:chunk + 1000], "with_payload": False}).json()["result"]
+                found.update(p["id"] for p in got)
+            return found
+
         wanted = sorted(i for w in acked for i in w.ids)
-        found = set()
-        for chunk in range(0, len(wanted), 1000):
-            got = http.post(f"/collections/{COLLECTION}/points",
-                            json={"ids": wanted[chunk:chunk + 1000], "with_payload": False}).json()["result"]
-            found.update(p["id"] for p in got)
-        lost = sorted(set(wanted) - found)
+        lost = sorted(set(wanted) - stored(wanted))
+        # A 503 means "outcome unknown": the write may or may not be in the log.
+        unknown_written = sum(1 for w in refused if stored(w.ids))
 
         first_503 = min((w.started for w in refused), default=None)
         last_503 = max((w.ended for w in refused), default=None)
@@ -218,7 +228,8 @@ def test_losing_the_wal_leader_loses_no_acknowledged_write(own_cluster, request,
         stalled = [w for w in writes if w.started < elected_at and w.ended > killed_at]
         print(f"\nleader kill: broker {leader} killed, broker {new_leader} leads after "
               f"{elected_at - killed_at:.2f}s; {len(acked)} writes acknowledged ({len(wanted)} points), "
-              f"{len(lost)} points lost; {len(refused)} writes answered 503 ({window}); "
+              f"{len(lost)} points lost; {len(refused)} writes answered 503 ({window}; "
+              f"{unknown_written} of them in the log after all); "
               f"{len(stalled)} writes in flight across the election, the slowest "
               f"{max((w.ended - w.started for w in stalled), default=0):.2f}s; "
               f"{len(writes)} writes from {len(writers)} clients")
