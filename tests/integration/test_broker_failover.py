@@ -104,6 +104,23 @@ def client_writer(server: Server, grpc_door: bool, wait: bool):
     return send
 
 
+def topic_durability(bootstrap: str, topic: str) -> tuple:
+    """(replicas of partition 0, min.insync.replicas) of a topic, as the cluster has them."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def ask():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            replicas = (await admin.describe_topics([topic]))[0]["partitions"][0]["replicas"]
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})
+            entries = (await admin.describe_configs([resource]))[0].resources[0][4]
+            return len(replicas), int(dict((e[0], e[1]) for e in entries)["min.insync.replicas"])
+        finally:
+            await admin.close()
+    return asyncio.run(ask())
+
+
 async def _leader(admin: AIOKafkaAdminClient, topic: str) -> int:
     described = await admin.describe_topics([topic])
     return described[0]["partitions"][0]["leader"]
@@ -164,6 +181,9 @@ def test_losing_the_wal_leader_loses_no_acknowledged_write(own_cluster, request,
         http = httpx.Client(base_url=server.url, timeout=60)
         r = http.put(f"/collections/{COLLECTION}", json={"vectors": {"size": 2, "distance": "Dot"}})
         assert r.status_code == 200, r.text
+        # pointlog saw three brokers: its topics have three copies, two needed for a write.
+        for name in (topic, topic + ".dlq"):
+            assert topic_durability(own_cluster.bootstrap, name) == (3, 2), name
 
         writers = [
             Writer("rest wait=false", 1_000_000, rest_writer(server.url, wait=False)),

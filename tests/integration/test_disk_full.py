@@ -6,13 +6,14 @@ writes get 503 and nothing is published. Once the disk has room again, a restart
 resumes from the committed offsets: nothing lost, nothing applied twice (the digest
 equals a clean rebuild from the log).
 """
-import os
 import subprocess
 import sys
 import time
 
+import grpc
 import httpx
 import pytest
+from qdrant_client import QdrantClient, models
 
 from tests.support import ROOT, Server, end_offsets, free_port
 
@@ -79,6 +80,11 @@ def test_a_full_disk_stops_the_applier_and_a_restart_resumes(own_broker, small_d
             r = http.put(f"/collections/c/points?wait={wait}", json={"points": [{"id": 10**9, "vector": [1, 2]}]})
             assert r.status_code == 503 and "No space left on device" in r.json()["status"]["error"], r.text
         assert http.delete("/collections/c").status_code == 503
+        client = QdrantClient(url=server.url, grpc_port=server.grpc_port, prefer_grpc=True, timeout=30)
+        with pytest.raises(grpc.RpcError) as refused:
+            client.upsert("c", points=[models.PointStruct(id=10**9, vector=[1.0, 2.0])])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and "No space" in refused.value.details()
+        assert client.count("c").count == len(completed)  # reads go on through gRPC too
         assert end_offsets(own_broker.bootstrap, topic) == ends
 
         server.stop()
