@@ -15,7 +15,7 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
-from tests.support import ROOT, Server, end_offsets, free_port
+from tests.support import ROOT, Server, end_offsets, free_port, metric
 
 SMALL = "3m"  # room to start and to commit a few hundred points, not the whole ingest
 PAYLOAD = "x" * 2000
@@ -67,6 +67,7 @@ def test_a_full_disk_stops_the_applier_and_a_restart_resumes(own_broker, small_d
         ready = http.get("/readyz")
         assert ready.status_code == 503 and "No space left on device" in ready.text, ready.text
         assert http.get("/healthz").status_code == 200  # alive: it answers, it just cannot apply
+        assert metric(server, "pointlog_applier_stopped") == 1
 
         # Reads answer from the last commit: exactly the completed writes, nothing of the failed group.
         count = http.post("/collections/c/points/count", json={"exact": True}).json()["result"]["count"]
@@ -96,7 +97,7 @@ def test_a_full_disk_stops_the_applier_and_a_restart_resumes(own_broker, small_d
         mount_tmpfs(small_disk, "64m", remount=True)
         server.start()
         server.wait_caught_up()
-        assert http.get("/readyz").status_code == 200
+        assert http.get("/readyz").status_code == 200 and metric(server, "pointlog_applier_stopped") == 0
         count = http.post("/collections/c/points/count", json={"exact": True}).json()["result"]["count"]
         assert count == len(completed) + len(failing)
         r = http.put("/collections/c/points?wait=true", json={"points": [{"id": 10**9, "vector": [1, 2]}]})
