@@ -169,8 +169,9 @@ class State:
         """Called by ``Transaction.commit`` when RocksDB refused its batch. The group's
         operations already changed the in-memory collections; they are read back from
         RocksDB, so memory never holds what the disk does not (readers see the state
-        as of the last commit). The state stays read-only: RocksDB itself refuses
-        writes after such an error until the DB is reopened."""
+        as of the last commit). It is the whole reread a restart does, O(points), on
+        a path that ends the applier anyway. The state stays read-only: RocksDB itself
+        refuses writes after such an error until the DB is reopened."""
         self.failed = reason
         self._txn = None
         self._load()
