@@ -181,6 +181,14 @@ class Server:
         return out.stdout
 
 
+def rebuilt_digest(bootstrap: str, topic: str, data_dir: str) -> str:
+    """``pointlog digest`` of a clean rebuild of the topic into a fresh ``data_dir``."""
+    subprocess.run([sys.executable, "-m", "api.cli", "rebuild", "--bootstrap", bootstrap, "--topic", topic,
+                    "--data-dir", data_dir, "--no-indexes"], check=True, cwd=ROOT, capture_output=True)
+    return subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", data_dir],
+                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
+
+
 def _integer(value: str) -> int:
     """A Prometheus sample that must be a whole number (the client writes ``3.0``)."""
     number = float(value)

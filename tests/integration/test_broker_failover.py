@@ -8,8 +8,6 @@ concurrent acknowledged ingest from several clients, and loses nothing else:
 - after the broker comes back, the node's digest equals a clean rebuild from the log.
 """
 import asyncio
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests.conftest import own_kafka
-from tests.support import ROOT, Server, free_port
+from tests.support import Server, free_port, rebuilt_digest
 
 COLLECTION = "failover"
 POINTS_PER_WRITE = 5
@@ -260,11 +258,50 @@ def test_losing_the_wal_leader_loses_no_acknowledged_write(own_cluster, request,
 
     # The node's state equals a clean rebuild from the log (all three brokers up again).
     node_digest = server.digest()
-    rebuilt = str(tmp_path / "rebuilt")
-    subprocess.run([sys.executable, "-m", "api.cli", "rebuild", "--bootstrap", own_cluster.bootstrap,
-                    "--topic", topic, "--data-dir", rebuilt, "--no-indexes"], check=True, cwd=ROOT,
-                   capture_output=True)
-    rebuilt_digest = subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", rebuilt],
-                                    check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    assert node_digest == rebuilt_digest
+    rebuilt = rebuilt_digest(own_cluster.bootstrap, topic, str(tmp_path / "rebuilt"))
+    assert node_digest == rebuilt
     assert COLLECTION in node_digest
+
+
+@pytest.fixture
+def cluster():
+    yield from own_kafka(3)
+
+
+def test_with_one_broker_left_a_write_gets_503_never_a_false_success(cluster, tmp_path):
+    """min.insync.replicas=2: with both followers of the WAL partition dead, the leader
+    alone cannot make a write durable, so none is acknowledged; each write is answered
+    503 within the producer's bounded wait, and once the brokers are back, writes are
+    accepted again and the state equals a clean rebuild."""
+    topic = "quorum.ops"
+    server = Server(cluster.bootstrap, topic, str(tmp_path / "node"), free_port())
+    server.start()
+    try:
+        http = httpx.Client(base_url=server.url, timeout=60)
+        assert http.put(f"/collections/{COLLECTION}", json={"vectors": {"size": 2, "distance": "Dot"}}).is_success
+        send = rest_writer(server.url, wait=False)
+        assert send([1, 2]) == "ack"
+        leader = wal_leader(cluster.bootstrap, topic)
+        for node in {1, 2, 3} - {leader}:
+            cluster.kill(node)
+        answers, slowest = [], 0.0
+        for n in range(3):
+            started = time.monotonic()
+            answers.append(send([100 + n]))
+            slowest = max(slowest, time.monotonic() - started)
+        print(f"\none broker of three: {answers}, the slowest answer in {slowest:.2f}s")
+        assert answers == ["503"] * 3
+        assert slowest < 15  # the producer's bounded wait (10 s) and the request itself
+
+        cluster.start()
+        deadline = time.monotonic() + 60
+        while (outcome := send([200])) != "ack":
+            assert outcome == "503" and time.monotonic() < deadline, outcome
+            time.sleep(0.5)
+        server.wait_caught_up(timeout=60)
+        got = http.post(f"/collections/{COLLECTION}/points", json={"ids": [1, 2, 200]}).json()["result"]
+        assert sorted(p["id"] for p in got) == [1, 2, 200]
+    finally:
+        server.stop()
+        server.kill()
+    assert server.digest() == rebuilt_digest(cluster.bootstrap, topic, str(tmp_path / "rebuilt"))

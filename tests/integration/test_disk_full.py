@@ -7,15 +7,13 @@ resumes from the committed offsets: nothing lost, nothing applied twice (the dig
 equals a clean rebuild from the log).
 """
 import subprocess
-import sys
-import time
 
 import grpc
 import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
-from tests.support import ROOT, Server, end_offsets, free_port, metric
+from tests.support import Server, end_offsets, free_port, metric, rebuilt_digest
 
 SMALL = "3m"  # room to start and to commit a few hundred points, not the whole ingest
 PAYLOAD = "x" * 2000
@@ -107,10 +105,5 @@ def test_a_full_disk_stops_the_applier_and_a_restart_resumes(own_broker, small_d
         server.kill()
 
     node_digest = server.digest()
-    rebuilt = str(tmp_path / "rebuilt")
-    subprocess.run([sys.executable, "-m", "api.cli", "rebuild", "--bootstrap", own_broker.bootstrap,
-                    "--topic", topic, "--data-dir", rebuilt, "--no-indexes"], check=True, cwd=ROOT,
-                   capture_output=True)
-    rebuilt_digest = subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", rebuilt],
-                                    check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    assert node_digest == rebuilt_digest and "\t" in node_digest
+    rebuilt = rebuilt_digest(own_broker.bootstrap, topic, str(tmp_path / "rebuilt"))
+    assert node_digest == rebuilt and "\t" in node_digest
