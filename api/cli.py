@@ -16,7 +16,7 @@ import sys
 
 from tqdm import tqdm
 
-from streams.settings import DATA, INDEX, LOG, NODE, Settings, add_flags, from_args
+from streams.settings import DATA, INDEX, LOG, NODE, TOPICS, Settings, add_flags, from_args
 
 
 def _bar(label: str, unit: str = "records") -> tqdm:
@@ -68,7 +68,8 @@ def cmd_produce(settings: Settings, args) -> int:
 
     bar = _bar("produce", "operations")
     try:
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions,
+                                  settings.topic_replication, settings.topic_min_insync))
         report = asyncio.run(produce_file(args.file, settings.kafka_bootstrap, settings.topic,
                                           progress=lambda n, total: _follow(bar, n, total)))
     except ProduceError as exc:
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
                                    '{"collection": "items", "op": "upsert", "points": [...]} '
                                    "(streams/record.schema.json). Every line is validated "
                                    "before anything is published.")
-    add_flags(p, LOG + ("partitions",))
+    add_flags(p, LOG + TOPICS)
     p.add_argument("file", help="JSON Lines file, one operation per line")
     p.set_defaults(fn=cmd_produce)
 

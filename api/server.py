@@ -21,7 +21,8 @@ log = logging.getLogger("pointlog")
 
 async def _log_ends(settings: Settings) -> dict:
     # The topic must exist before the consumer subscribes; broker auto-create is off.
-    await ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions)
+    await ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions, settings.topic_replication,
+                        settings.topic_min_insync)
     async with LogReader(settings.kafka_bootstrap, settings.topic) as reader:
         return await reader.end_offsets()
 

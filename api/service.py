@@ -189,6 +189,8 @@ def check_order_by(col: Collection, order_by, offset) -> None:
 
 def not_ready(node: Node) -> str | None:
     """Why the node is not ready to serve reads that reflect the log, or None."""
+    if node.failure:
+        return node.failure
     applied = node.applied()
     behind = {p: end for p, end in node.ready_at.items() if applied.get(p, -1) < end - 1}
     if behind:

@@ -25,8 +25,8 @@ from rocksdict import Options, Rdict
 from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.ids import decode_id
-from storage.transaction import (APPLIED_PREFIX, OUTBOX_PREFIX, DeadLetter, Transaction, failure_key, outbox_key,
-                                 parse_applied_key)
+from storage.transaction import (APPLIED_PREFIX, OUTBOX_PREFIX, DeadLetter, StateWriteError, Transaction,
+                                 failure_key, outbox_key, parse_applied_key)
 from storage.transaction import u32 as _u32
 from storage.vectors import multi as multivec
 from storage.vectors.sparse import SparseVector
@@ -82,11 +82,13 @@ class State:
         self._applied: dict = {}  # (topic, partition) -> committed offset
         self._txn: Transaction | None = None
         self._next_cid = 1
+        self.failed: str | None = None  # why a commit failed; then no transaction until reopened
         self._load()
 
     # ---- loading -------------------------------------------------------------
 
     def _load(self) -> None:
+        self.collections.clear()
         fmt = self.meta.get(b"format")
         if fmt is None:
             self.meta.put(b"format", _u32(FORMAT_VERSION))
@@ -145,6 +147,8 @@ class State:
 
     def transaction(self, topic: str) -> Transaction:
         """Open the transaction that the write methods below stage into."""
+        if self.failed is not None:
+            raise StateWriteError(f"the state could not be written ({self.failed}); reopen it to go on")
         if self._txn is not None:
             raise RuntimeError("a state transaction is already open; commit it first")
         self._txn = Transaction(self, topic)
@@ -160,6 +164,17 @@ class State:
             self._applied[(txn.topic, partition)] = offset
         self.dead_letters = dead_total
         self._txn = None
+
+    def write_failed(self, reason: str) -> None:
+        """Called by ``Transaction.commit`` when RocksDB refused its batch. The group's
+        operations already changed the in-memory collections; they are read back from
+        RocksDB, so memory never holds what the disk does not (readers see the state
+        as of the last commit). It is the whole reread a restart does, O(points), on
+        a path that ends the applier anyway. The state stays read-only: RocksDB itself
+        refuses writes after such an error until the DB is reopened."""
+        self.failed = reason
+        self._txn = None
+        self._load()
 
     def _staging(self):
         if self._txn is None:
@@ -221,8 +236,14 @@ class State:
     def close(self) -> None:
         # An open transaction is dropped, as a crash would drop it.
         self._txn = None
-        # Column family objects hold the DB open; drop them first or the lock stays.
-        self.meta.close()
-        self.points_cf.close()
-        del self.meta, self.points_cf, self.meta_handle, self._points_h
-        self.db.close()
+        try:
+            # Column family objects hold the DB open; drop them first or the lock stays.
+            self.meta.close()
+            self.points_cf.close()
+            del self.meta, self.points_cf, self.meta_handle, self._points_h
+            self.db.close()
+        except Exception:
+            if self.failed is None:
+                raise
+            # After a failed write RocksDB refuses to flush on close; what was committed
+            # is in its write-ahead log already, and the process is about to end.

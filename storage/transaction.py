@@ -53,6 +53,13 @@ def outbox_key(partition: int, offset: int) -> bytes:
     return OUTBOX_PREFIX + u32(partition) + u64(offset)
 
 
+class StateWriteError(RuntimeError):
+    """RocksDB refused a commit (a full or failing disk). Nothing of the group is on
+    disk, the applied offsets did not move, and the in-memory collections were put
+    back as the disk has them (``State.write_failed``); the state takes no further
+    transaction until it is reopened."""
+
+
 @dataclass
 class DeadLetter:
     """A record the applier skipped, waiting in the outbox to be copied to the DLQ."""
@@ -115,6 +122,11 @@ class Transaction:
         if self.dead_letters:
             self.batch.put(b"dead_letters", u64(dead_total), meta)
         if len(self.batch) > 0:
-            state.db.write(self.batch)
+            try:
+                state.db.write(self.batch)
+            except Exception as exc:  # rocksdict raises a bare Exception("IO error: No space left ...")
+                self.open = False
+                state.write_failed(str(exc))
+                raise StateWriteError(str(exc)) from exc
         state._committed(self, dead_total)
         self.open = False

@@ -32,6 +32,7 @@ class Node:
         self.indexes = None  # the index scheduler (streams.indexer.IndexManager) when one runs; read by metrics
         self._checkpointing = asyncio.Lock()
         self._stopping = False
+        self.failure: str | None = None  # why the applier stopped for good (the state cannot be written)
 
     def applied(self) -> dict:
         """{partition: last committed applied offset}, -1 for a partition not yet
@@ -59,12 +60,26 @@ class Node:
         self._stopping = True
         self.progress.abandon(Unavailable(_STOPPING))
 
+    def state_write_failed(self, reason: str) -> None:
+        """The state refused a commit (disk full or failing): the applier has stopped,
+        the state was read back as the disk holds it, and the node stays up answering
+        reads from that, with /readyz saying why and writes refused (503) until a
+        restart, which resumes from the committed offsets once the disk has room."""
+        self.failure = (f"the state cannot be written ({reason}); applying stopped at offsets {self.applied()}; "
+                        "restart the node once its disk has room")
+        log.error("pointlog: %s", self.failure)
+        self.progress.abandon(Unavailable(f"Service unavailable: {self.failure}"))
+        if self.indexes is not None:
+            self.indexes.load()  # the reread collections have new vector stores
+
     async def submit(self, command: Command, wait: bool, timeout: float | None = None) -> dict:
         """Publish a command; with ``wait`` return once this node has applied it."""
         if self._stopping:
             raise Unavailable(_STOPPING)
+        if self.failure:
+            raise Unavailable(f"Service unavailable: {self.failure}")
         partition, offset = await self.producer.publish(command)
-        if self._stopping:  # acknowledged by Kafka: applied by the next start, if not by this one
+        if self._stopping or self.failure:  # acknowledged by Kafka: applied by the next start, if not by this one
             return {"operation_id": offset, "status": "acknowledged"}
         if not wait:
             return {"operation_id": offset, "status": "acknowledged"}

@@ -84,6 +84,10 @@ class ApplierCollector(Collector):
         yield CounterMetricFamily("pointlog_dead_letters",
                                   "Log records this node could not decode and copied to the dead-letter topic",
                                   value=self.node.state.dead_letters)
+        yield GaugeMetricFamily("pointlog_applier_stopped",
+                                "1 once the state could not be written (disk full or failing): nothing more is "
+                                "applied until a restart; /readyz says why",
+                                value=1 if self.node.failure else 0)
 
 
 class CollectionCollector(Collector):

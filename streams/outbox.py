@@ -61,6 +61,8 @@ class OutboxPublisher:
                     pass
 
     async def _publish_chunk(self) -> int:
+        if self._state.failed:
+            return 0  # it could not delete what it published: every retry would send it again
         letters = self._state.outbox(limit=CHUNK)
         sent = []
         # Records to one partition keep the order of send(): the DLQ gets log order.

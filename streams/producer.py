@@ -6,12 +6,21 @@ recovers from a batch that expired (say, while the broker restarted): every late
 send fails with OutOfOrderSequenceNumber. A new client gets a new producer id. A
 record whose send failed may still have reached the log (the broker wrote it, the
 answer was lost): a 503 means "unknown", as with any client of any database.
+
+At a leader change (a broker died) the client retries its in-flight batches with
+the same producer id and sequence numbers against the new leader, which drops one
+the old leader had already replicated and answers its original offset: a write
+acknowledged late is still written once. Past the bounded wait the caller gets 503,
+and the replaced client is discarded, not flushed: what it had not sent is dropped
+rather than retried for as long as its stop takes, so a write answered 503 cannot
+land in the log after writes acknowledged later (a client retrying it would then
+see its old value win).
 """
 import asyncio
 import logging
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from storage.errors import Unavailable
 from storage.operations import Command
@@ -63,7 +72,7 @@ class Producer:
             return  # another failure already replaced it
         self._producer = None
         log.warning("a send to Kafka failed; replacing the producer client")
-        task = asyncio.ensure_future(asyncio.wait_for(failed.stop(), 30))
+        task = asyncio.ensure_future(asyncio.wait_for(_discard(failed), 30))
         self._retiring.add(task)
         task.add_done_callback(lambda t: (self._retiring.discard(t), t.cancelled() or t.exception()))
 
@@ -95,12 +104,28 @@ class Producer:
             # off by a broker outage keeps its batches queued without expiring them, and
             # the caller would wait with no answer. Twice the request timeout leaves
             # room for the client's own retries; past it the outcome is unknown: a 503.
-            return await asyncio.wait_for(pending, 2 * self._options["request_timeout_ms"] / 1000)
+            meta = await asyncio.wait_for(pending, 2 * self._options["request_timeout_ms"] / 1000)
         except (KafkaError, asyncio.TimeoutError) as exc:
             self._replace(producer)
             raise Unavailable(f"Service unavailable: the log (Kafka) did not acknowledge the write: "
                               f"{type(exc).__name__}") from None
+        if meta.offset < 0:
+            # aiokafka reports a retried batch the broker calls a duplicate (written
+            # before, its offset no longer cached) as sent at offset -1: written, but
+            # with no operation id to answer or to wait for.
+            raise Unavailable("Service unavailable: the log (Kafka) took the write but did not say at which offset")
+        return meta
 
     async def publish_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> tuple:
         meta = await (await self.send_raw(key, value, headers, topic))
         return meta.partition, meta.offset
+
+
+async def _discard(producer: AIOKafkaProducer) -> None:
+    """Stop a failed client without sending what it still holds. aiokafka's ``stop``
+    flushes, retrying every queued batch (an idempotent client never expires one)
+    until it is written; here the sender ends first (the requests already on the wire
+    finish, written or not), then every batch left is failed, so it is never sent."""
+    await producer._sender.close()
+    producer._message_accumulator.fail_all(KafkaTimeoutError("the write was dropped with its failed producer"))
+    await producer.stop()

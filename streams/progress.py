@@ -20,6 +20,7 @@ class Progress:
         self._waiters = defaultdict(list)  # partition -> [(offset, future)]
         self._failures: OrderedDict = OrderedDict()  # (partition, offset) -> error dict, oldest first
         self._failures_kept = failures_kept
+        self._abandoned: Exception | None = None  # once set, every wait fails with it
 
     def reached(self, partition: int, offset: int) -> bool:
         return self._state.applied_offset(self._topic, partition) >= offset
@@ -49,8 +50,10 @@ class Progress:
             self._waiters[partition] = keep
 
     def abandon(self, error: Exception) -> None:
-        """The node is stopping: every waiter gets ``error`` now rather than a closed
-        connection later."""
+        """Nothing more will be applied (the node is stopping, or cannot write its
+        state): every waiter, and every later one, gets ``error`` now rather than a
+        closed connection or a timeout later."""
+        self._abandoned = error
         for waiters in self._waiters.values():
             for _target, fut in waiters:
                 if not fut.done():
@@ -61,6 +64,8 @@ class Progress:
         """True once applied, False on timeout."""
         if self.reached(partition, offset):
             return True
+        if self._abandoned is not None:
+            raise self._abandoned
         fut = asyncio.get_running_loop().create_future()
         self._waiters[partition].append((offset, fut))
         try:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic: str = Field("pointlog.ops", description="the WAL topic (its dead letters go to <topic>.dlq)")
     partitions: int = Field(1, ge=1, description="partitions of the WAL topic when pointlog creates it")
+    topic_replication: int = Field(0, ge=0, description="replication factor of the topics pointlog creates "
+                                                        "(0: 3 on a cluster of 3+ brokers, else 1)")
+    topic_min_insync: int = Field(0, ge=0, description="min.insync.replicas of the topics pointlog creates "
+                                                       "(0: 2 with 3 replicas, else 1)")
     # The node
     data_dir: str = Field("./data", description="state (RocksDB) and index files")
     group: str = Field("", description="consumer group (default: derived from the data dir and topic)")
@@ -75,7 +79,8 @@ class Settings(BaseSettings):
 LOG = ("kafka_bootstrap", "topic")
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
-NODE = LOG + DATA + ("partitions", "group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
+TOPICS = ("partitions", "topic_replication", "topic_min_insync")  # how pointlog creates its topics
+NODE = LOG + DATA + TOPICS + ("group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
                      "checkpoint_keep", "loglevel", "stop_grace", "api_key", "read_only_api_key") + INDEX
 
 _FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know

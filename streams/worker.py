@@ -21,6 +21,7 @@ import faust
 import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from storage.transaction import StateWriteError
 from streams import checkpoint
 from streams.applier import Applied, Applier, Record
 from streams.node import Node
@@ -125,6 +126,17 @@ def build_faust_app(node: Node) -> PointlogApp:
                 batch = []
 
     async def _apply_group(batch: list) -> None:
+        try:
+            await _apply_in_order(batch)
+        except StateWriteError as exc:
+            # The disk refused a commit: nothing of the group is on disk, and the state
+            # has read itself back from it. The applier stops here for good (this
+            # agent never takes another event; faust's buffer stops the fetching) and
+            # the node says why; a restart resumes from the committed offsets.
+            node.state_write_failed(str(exc))
+            await asyncio.Future()  # until the worker stops and cancels it
+
+    async def _apply_in_order(batch: list) -> None:
         applier: Applier = app.pointlog_applier
         # Each apply_and_commit is one synchronous step (no await inside): readers on
         # this loop only ever see committed groups.

@@ -57,17 +57,18 @@ def module_server(broker, tmp_path_factory):
     server.kill()
 
 
-def port_pair_outside_ephemeral_range() -> int:
+def port_pair_outside_ephemeral_range(pairs: int = 1) -> int:
     """While a broker is down, any outgoing connection on the machine may be handed its
     port (or its controller's, port + 1) as a local port, and the restart then fails
-    to bind. Ports below the ephemeral range are never handed out that way."""
+    to bind. Ports below the ephemeral range are never handed out that way. ``pairs``
+    consecutive pairs, for a cluster."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low = int(f.read().split()[0])
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low - 2)
+        port = rng.randrange(max(1024, low - 12000), low - 2 * pairs)
         try:
-            for p in (port, port + 1):
+            for p in range(port, port + 2 * pairs):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", p))
         except OSError:
@@ -76,14 +77,22 @@ def port_pair_outside_ephemeral_range() -> int:
     raise RuntimeError("no free port pair below the ephemeral range")
 
 
-@pytest.fixture
-def own_broker():
-    """A broker of this test's own, which it may stop and start."""
-    b = Broker()
-    b.port = port_pair_outside_ephemeral_range()
-    b.bootstrap = f"127.0.0.1:{b.port}"
-    b.env["KAFKA_PORT"] = str(b.port)
+def own_kafka(brokers: int, extra_config: str = ""):
+    b = Broker(extra_config, brokers=brokers, port=port_pair_outside_ephemeral_range(brokers))
     b.start()
     yield b
     b.stop()
     shutil.rmtree(b.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_broker():
+    """A broker of this test's own, which it may stop and start."""
+    yield from own_kafka(1)
+
+
+@pytest.fixture
+def own_cluster():
+    """Three brokers of this test's own (KRaft, each also a controller voter), which it
+    may kill and start one by one."""
+    yield from own_kafka(3)

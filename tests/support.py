@@ -36,23 +36,50 @@ def _free_pair() -> int:
 
 
 class Broker:
-    """A real Kafka broker started with the project's infra script, on free ports."""
+    """A real Kafka broker (or, with ``brokers=3``, a cluster of three on consecutive
+    port pairs) started with the project's infra script, on free ports."""
 
-    def __init__(self, extra_config: str = ""):
+    def __init__(self, extra_config: str = "", brokers: int = 1, port: int | None = None):
         self.dir = tempfile.mkdtemp(prefix="pointlog-kafka-")
-        self.port = _free_pair()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.brokers = brokers
+        self.port = port or _free_pair()
+        self.ports = [self.port + 2 * i for i in range(brokers)]
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
         self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_DIR=self.dir,
                         KAFKA_EXTRA_CONFIG=extra_config)
 
-    def _run(self, action: str) -> None:
-        subprocess.run([KAFKA_SCRIPT, action], env=self.env, check=True, stdout=sys.stderr)
+    def _run(self, action: str, *args: str) -> None:
+        subprocess.run([KAFKA_SCRIPT, action, *args], env=self.env, check=True, stdout=sys.stderr)
 
     def start(self) -> None:
-        self._run("start")
+        """Start the broker, or every node of the cluster not running (one killed comes back)."""
+        if self.brokers > 1:
+            self._run("start", "--brokers", str(self.brokers))
+        else:
+            self._run("start")
 
     def stop(self) -> None:
         self._run("stop")
+
+    def pid(self, node_id: int) -> int:
+        """The process of a cluster node (node ids 1..brokers)."""
+        with open(os.path.join(self.dir, f"broker{node_id}", "kafka.pid")) as f:
+            return int(f.read())
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node of the cluster, as a machine failure would end it."""
+        pid = self.pid(node_id)
+        os.kill(pid, signal.SIGKILL)
+        while os.path.exists(f"/proc/{pid}") and not _zombie(pid):
+            time.sleep(0.01)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
@@ -152,6 +179,14 @@ class Server:
                              check=True, capture_output=True, text=True,
                              cwd=ROOT)
         return out.stdout
+
+
+def rebuilt_digest(bootstrap: str, topic: str, data_dir: str) -> str:
+    """``pointlog digest`` of a clean rebuild of the topic into a fresh ``data_dir``."""
+    subprocess.run([sys.executable, "-m", "api.cli", "rebuild", "--bootstrap", bootstrap, "--topic", topic,
+                    "--data-dir", data_dir, "--no-indexes"], check=True, cwd=ROOT, capture_output=True)
+    return subprocess.run([sys.executable, "-m", "api.cli", "digest", "--data-dir", data_dir],
+                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
 
 
 def _integer(value: str) -> int:

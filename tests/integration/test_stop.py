@@ -4,6 +4,8 @@ import signal
 import time
 
 import httpx
+import pytest
+
 from tests.support import Server, free_port
 
 GRACE = 3.0
@@ -16,7 +18,9 @@ def stop_seconds(server: Server) -> float:
     return time.perf_counter() - started
 
 
-def test_a_stop_is_bounded_with_the_broker_up_or_down(own_broker, tmp_path):
+@pytest.mark.parametrize("kafka", ["own_broker", "own_cluster"])
+def test_a_stop_is_bounded_with_the_broker_up_or_down(kafka, request, tmp_path):
+    own_broker = request.getfixturevalue(kafka)  # one broker, or a cluster of three (all stopped)
     env = {"POINTLOG_STOP_GRACE": str(GRACE)}
     server = Server(own_broker.bootstrap, "stop.test", str(tmp_path / "node"), free_port(), env=env)
     server.start()
@@ -33,7 +37,7 @@ def test_a_stop_is_bounded_with_the_broker_up_or_down(own_broker, tmp_path):
         own_broker.stop()
         time.sleep(1.0)
         down = stop_seconds(server)
-        print(f"\nstop: {up:.2f}s with the broker up, {down:.2f}s with it down")
+        print(f"\nstop ({own_broker.brokers} brokers): {up:.2f}s with the broker up, {down:.2f}s with it down")
         assert up < GRACE + 2 and down < GRACE + 2
 
         own_broker.start()

@@ -43,3 +43,15 @@ def test_the_readme_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`POINTLOG_{name.upper()}`" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_topics_get_three_copies_and_a_majority_when_the_cluster_has_three_brokers():
+    from streams.topics import durability
+    assert durability(1) == (1, 1)
+    assert durability(2) == (2, 1)
+    assert durability(3) == (3, 2)
+    assert durability(5) == (3, 2)
+    assert durability(5, replication=5) == (5, 3)
+    assert durability(3, min_insync=3) == (3, 3)
+    with pytest.raises(ValueError):
+        durability(3, replication=2, min_insync=3)

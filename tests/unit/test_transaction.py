@@ -214,3 +214,47 @@ def test_applied_offsets_are_per_topic(state):
     a.apply_and_commit([rec(0, "x", "create_collection", vectors={"size": 2, "distance": "Dot"})])
     assert state.applied_offsets(TOPIC) == {0: 0}
     assert state.applied_offsets("other") == {} and state.applied_offset("other", 0) == -1
+
+
+class _FullDisk:
+    """RocksDB as a full disk leaves it: every write refused, reads fine (the
+    integration test tests/integration/test_disk_full.py fills a real tmpfs)."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def write(self, batch):
+        raise Exception("IO error: No space left on device: While appending to file: 000004.log")
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_refused_commit_puts_memory_back_as_the_disk_has_it(path):
+    from storage.transaction import StateWriteError
+
+    log = sample_log(12)
+    state = State(path)
+    applier = Applier(state, TOPIC)
+    applier.apply_and_commit(log[:6])
+    before = digest(state)
+    state.db = _FullDisk(state.db)
+    with pytest.raises(StateWriteError, match="No space left"):
+        applier.apply_and_commit(log[6:])
+    assert state.applied_offset(TOPIC, 0) == 5 and state.failed
+    assert digest(state) == before  # the group's in-memory changes are gone
+    with pytest.raises(StateWriteError):  # no further transaction: the applier has stopped
+        state.transaction(TOPIC)
+    state.db = state.db._db
+    state.close()
+
+    state = State(path)  # the restart, once the disk has room: resumes after offset 5
+    applier = Applier(state, TOPIC)
+    assert applier.applied(0) == 5 and digest(state) == before
+    applier.apply_and_commit(log)
+    resumed = digest(state)
+    state.close()
+    fresh = State(path + "-fresh")
+    Applier(fresh, TOPIC).apply_and_commit(log)
+    assert digest(fresh) == resumed
+    fresh.close()
