@@ -68,8 +68,8 @@ def cmd_produce(settings: Settings, args) -> int:
 
     bar = _bar("produce", "operations")
     try:
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions))
-        report = asyncio.run(produce_file(args.file, settings.kafka_bootstrap, settings.topic,
+        asyncio.run(ensure_topics(settings.kafka, settings.topic, settings.partitions))
+        report = asyncio.run(produce_file(args.file, settings.kafka, settings.topic,
                                           progress=lambda n, total: _follow(bar, n, total)))
     except ProduceError as exc:
         bar.close()
@@ -131,7 +131,7 @@ def cmd_restore(settings: Settings, args) -> int:
             return _fail(f"--until-time: {exc}")
     bar = _bar("restore")
     try:
-        report = asyncio.run(restore(settings.kafka_bootstrap, settings.topic, args.collection, args.new,
+        report = asyncio.run(restore(settings.kafka, settings.topic, args.collection, args.new,
                                      until_offset=args.until_offset, until_time_ms=until_time,
                                      chunk=args.chunk, progress=_replay_progress(bar)))
     except (FileExistsError, LookupError, ValueError, LogError) as exc:

@@ -3,6 +3,8 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.connection import Connection, connection
+
 log = logging.getLogger(__name__)
 
 # The log is the source of truth: it is never deleted by time or size.
@@ -15,9 +17,9 @@ WAL_CONFIG = {
 _TOPIC_ALREADY_EXISTS = 36
 
 
-async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replication: int = 1) -> int:
+async def ensure_topics(kafka: Connection | str, topic: str, partitions: int = 1, replication: int = 1) -> int:
     """Create the WAL and DLQ topics if missing; return the WAL's partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**connection(kafka).options(), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
