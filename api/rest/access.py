@@ -15,10 +15,12 @@ _C = "/collections/{collection}"
 READING_POSTS = {_C + suffix for suffix in (
     "/points", "/points/scroll", "/points/count", "/points/query", "/points/query/batch", "/points/query/groups",
     "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet")}
-# (method, route) -> (need, whether it concerns the path's collection or all of them).
-# Routes not listed: a collection route reads or writes its collection (by method);
-# the listings (/collections, /aliases) show only what the caller may see.
+# (method, route) -> (need, of the path's collection (True), of all (False), or none
+# (None: the listings, which show only what the caller may see)). Routes not listed
+# read or write their collection (by method).
 NEEDS = {
+    ("GET", "/collections"): (READ, None),
+    ("GET", "/aliases"): (READ, None),
     ("PUT", _C): (MANAGE, False),  # a new collection: Qdrant asks for global manage access
     ("PATCH", _C): (MANAGE, True),
     ("DELETE", _C): (MANAGE, True),
@@ -29,7 +31,7 @@ NEEDS = {
 }
 
 
-def need_of(method: str, template: str | None) -> tuple[Need, bool]:
+def need_of(method: str, template: str | None) -> tuple[Need, bool | None]:
     if (method, template) in NEEDS:
         return NEEDS[(method, template)]
     reads = method in ("GET", "HEAD") or (method == "POST" and template in READING_POSTS)
@@ -61,8 +63,8 @@ class KeyCheck:
             await PlainTextResponse(exc.message, status_code=exc.status_code)(scope, receive, send)
             return
         template, params = _route(scope)
-        if template is not None:  # unknown paths get their 404 / 405 from the router
-            need, own = need_of(scope["method"], template)
+        need, own = need_of(scope["method"], template)
+        if template is not None and own is not None:  # unknown paths get their 404 / 405 from the router
             try:
                 access.require(params.get("collection") if own else None, need)
             except Forbidden as exc:  # Qdrant's handlers answer with the JSON envelope
