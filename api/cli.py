@@ -243,7 +243,14 @@ def main(argv=None) -> int:
         settings = from_args(args)
     except ValueError as exc:  # pydantic's ValidationError names the setting and the rule
         return _fail(str(exc))
-    return args.fn(settings, args)
+    from aiokafka.errors import KafkaConnectionError
+    try:
+        return args.fn(settings, args)
+    except KafkaConnectionError as exc:
+        # aiokafka logs the broker's reason (say, SaslAuthenticationFailed) just above.
+        hint = (f"; check the user and password ({settings.kafka.describe()})" if settings.kafka.sasl
+                else "; is it running, and does it expect TLS or SASL (--kafka-security-protocol)?")
+        return _fail(f"cannot connect to Kafka at {settings.kafka_bootstrap}: {exc}{hint}")
 
 
 if __name__ == "__main__":

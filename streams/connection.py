@@ -10,7 +10,6 @@ PLAINTEXT connection, so code and tests that only know an address keep working.
 import ssl
 from dataclasses import dataclass
 
-from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import SecretStr
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -62,6 +61,8 @@ class Connection:
 
     def faust_credentials(self):
         """faust's ``broker_credentials`` for the same connection (None: PLAINTEXT)."""
+        from faust.auth import SASLCredentials, SSLCredentials  # only the node needs faust
+
         if self.sasl:
             # faust derives SASL_SSL from the presence of an SSL context.
             return SASLCredentials(username=self.username,
