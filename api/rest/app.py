@@ -3,12 +3,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
 from api import service
 from api.rest.access import KeyCheck
 from api.rest.limits import RequestSizeLimit
 from api.rest.metrics import RequestMetrics, node_registry
+from api.rest.openapi import document
 from api.rest.responses import JSON
 from api.rest.routes import ROUTES
 from streams.node import Node
@@ -40,6 +41,10 @@ def _allowed_methods(request: Request) -> list:
     return sorted(methods)
 
 
+async def _openapi(request: Request) -> JSON:
+    return JSON(document())
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSON:
     return JSON({"status": {"error": f"Service internal error: {type(exc).__name__}: {exc}"}, "time": 0.0}, 500)
 
@@ -50,7 +55,7 @@ def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
     # Metrics first: refused requests are counted too. Keys before the size limit, as
     # in Qdrant: an unauthorized caller learns nothing about the limit.
     limit = node.settings.max_request_size_mb * 1024 * 1024
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+    app = Starlette(routes=ROUTES + [Route("/openapi.json", _openapi, methods=["GET"])], exception_handlers={HTTPException: _http_error, Exception: _unexpected},
                     middleware=[Middleware(RequestMetrics, registry=registry),
                                 Middleware(KeyCheck, keys=service.keys(node)),
                                 Middleware(RequestSizeLimit, limit=limit)])
