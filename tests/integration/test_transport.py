@@ -29,7 +29,7 @@ def test_tls_rest_and_grpc(servers, topic, certificate):
     assert node.url.startswith("https://")
     with open(cert, "rb") as f:
         root = f.read()
-    rest = QdrantClient(url=node.url, https=True, verify=cert, timeout=30)
+    rest = QdrantClient(url=node.url, https=True, verify=node.verify, timeout=30)
     rpc = QdrantClient(url=node.url, grpc_port=node.grpc_port, prefer_grpc=True, https=True, timeout=30,
                        grpc_options={"root_certificates": root})
     rest.create_collection("t", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
