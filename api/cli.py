@@ -68,9 +68,9 @@ def cmd_produce(settings: Settings, args) -> int:
 
     bar = _bar("produce", "operations")
     try:
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic, settings.partitions,
+        asyncio.run(ensure_topics(settings.kafka, settings.topic, settings.partitions,
                                   settings.topic_replication, settings.topic_min_insync))
-        report = asyncio.run(produce_file(args.file, settings.kafka_bootstrap, settings.topic,
+        report = asyncio.run(produce_file(args.file, settings.kafka, settings.topic,
                                           progress=lambda n, total: _follow(bar, n, total)))
     except ProduceError as exc:
         bar.close()
@@ -132,7 +132,7 @@ def cmd_restore(settings: Settings, args) -> int:
             return _fail(f"--until-time: {exc}")
     bar = _bar("restore")
     try:
-        report = asyncio.run(restore(settings.kafka_bootstrap, settings.topic, args.collection, args.new,
+        report = asyncio.run(restore(settings.kafka, settings.topic, args.collection, args.new,
                                      until_offset=args.until_offset, until_time_ms=until_time,
                                      chunk=args.chunk, progress=_replay_progress(bar)))
     except (FileExistsError, LookupError, ValueError, LogError) as exc:
@@ -244,7 +244,14 @@ def main(argv=None) -> int:
         settings = from_args(args)
     except ValueError as exc:  # pydantic's ValidationError names the setting and the rule
         return _fail(str(exc))
-    return args.fn(settings, args)
+    from aiokafka.errors import KafkaConnectionError
+    try:
+        return args.fn(settings, args)
+    except KafkaConnectionError as exc:
+        # aiokafka logs the broker's reason (say, SaslAuthenticationFailed) just above.
+        hint = (f"; check the user and password ({settings.kafka.describe()})" if settings.kafka.sasl
+                else "; is it running, and does it expect TLS or SASL (--kafka-security-protocol)?")
+        return _fail(f"cannot connect to Kafka at {settings.kafka_bootstrap}: {exc}{hint}")
 
 
 if __name__ == "__main__":

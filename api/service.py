@@ -2,12 +2,13 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+from api.access import READ, Keys, caller
 from storage import aliases
 from storage import operations as ops
 from storage import reads
 from storage.apply import collection_not_found
 from storage.collection import Collection
-from storage.errors import BadRequest, Conflict, Unprocessable
+from storage.errors import BadRequest, Conflict, NotFound, Unprocessable
 from storage.ids import parse_id
 from storage.paths import compile_getter, parse_path
 from storage.vectors import groups, query, recommend
@@ -26,6 +27,33 @@ def collection(node: Node, name: str) -> Collection:
     if col is None:
         raise collection_not_found(name)
     return col
+
+
+def keys(node: Node) -> Keys:
+    """The keys and tokens this node accepts (api/access.py)."""
+    s = node.settings
+    return Keys(s.api_key, s.read_only_api_key, s.jwt_rbac, lambda name, flt: _value_exists(node, name, flt))
+
+
+def _value_exists(node: Node, name: str, raw_filter: dict) -> bool | None:
+    """A JWT's ``value_exists``: does a point of ``name`` match? None: no such collection."""
+    try:
+        col = collection(node, name)
+    except NotFound:
+        return None
+    return reads.count(col, raw_filter) > 0
+
+
+def readable(name: str) -> None:
+    """A request that reads another collection than its own (``lookup_from``,
+    ``with_lookup``) needs read access to that one too."""
+    caller().require(name, READ)
+
+
+def list_collections(node: Node) -> list:
+    """The collections the caller may see, by name."""
+    access = caller()
+    return [name for name in sorted(node.state.collections) if access.sees(name)]
 
 
 def exists(node: Node, name: str) -> bool:
@@ -74,7 +102,9 @@ async def update_aliases(node: Node, op: ops.UpdateAliases, timeout: float | Non
 
 def list_aliases(node: Node, name: str | None = None) -> dict:
     target = None if name is None else collection(node, name).name
-    return {"aliases": aliases.describe(node.state.aliases, target)}
+    access = caller()
+    return {"aliases": [a for a in aliases.describe(node.state.aliases, target)
+                        if access.sees(a["collection_name"])]}
 
 
 _LONGEST_WAIT = 7 * 24 * 3600  # an event loop cannot sleep for u64 seconds (the poll timeout overflows)
@@ -131,6 +161,7 @@ def query_groups(node: Node, name: str, body: dict) -> dict:
         if not isinstance(lookup, dict) or not isinstance(lookup.get("collection"), str):
             raise BadRequest("Format error in JSON body: with_lookup must be a collection name or {collection, "
                              "with_payload, with_vectors}")
+        readable(lookup["collection"])
         source = collection(node, lookup["collection"])
         shape = reads.Shape(lookup.get("with_payload", True), lookup.get("with_vectors", False))
         for group in found:
@@ -152,6 +183,7 @@ def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
         _resolve_lookups(node, col, inner)
     if req.lookup_from is not None:
         name, vector = req.lookup_from
+        readable(name)
         source = collection(node, name)
         if req.recommend is not None and source is not col:
             # Examples named by id come from the other collection, and are not left out here.

@@ -5,6 +5,9 @@
         partition, offset = await wal.send("items", "upsert", {"points": [{"id": 1, "vector": [1, 2, 3, 4]}]})
         await wal.send_many(commands)  # pipelined, order kept
 
+``LogProducer(settings.kafka, ...)`` (a ``streams.connection.Connection``) connects with
+the SASL / TLS settings too; a bootstrap string means PLAINTEXT.
+
 ``send(collection, kind, body)`` takes any kind of ``storage.operations.KINDS``.
 
 Bodies are WAL values without ``op`` (the Qdrant request bodies): they are read by
@@ -27,6 +30,7 @@ import orjson
 from storage import operations as ops
 from storage.errors import BadRequest, QdrantError, Unavailable
 from streams.codec import from_wire
+from streams.connection import Connection
 from streams.producer import Producer
 from streams.settings import Settings
 
@@ -76,11 +80,11 @@ class KnownConfigs:
 
 
 class LogProducer:
-    def __init__(self, bootstrap: str, topic: str = DEFAULT_TOPIC, linger_ms: int = 5, window: int = WINDOW):
+    def __init__(self, kafka: Connection | str, topic: str = DEFAULT_TOPIC, linger_ms: int = 5, window: int = WINDOW):
         self.topic = topic
         self.window = window
         self.known = KnownConfigs()
-        self._producer = Producer(bootstrap, topic, linger_ms=linger_ms, request_timeout_ms=30000)
+        self._producer = Producer(kafka, topic, linger_ms=linger_ms, request_timeout_ms=30000)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -168,7 +172,7 @@ class ProduceReport:
     last: tuple | None
 
 
-async def produce_file(path: str, bootstrap: str, topic: str = DEFAULT_TOPIC, progress=None) -> ProduceReport:
+async def produce_file(path: str, kafka: Connection | str, topic: str = DEFAULT_TOPIC, progress=None) -> ProduceReport:
     """Validate every line first (a typo on the last line publishes nothing), then
     publish them all in order. ``progress(done, total)`` follows acknowledgements."""
     total = points = 0
@@ -176,7 +180,7 @@ async def produce_file(path: str, bootstrap: str, topic: str = DEFAULT_TOPIC, pr
         total += 1
         points += cmd.op.points_written()
     began = time.perf_counter()
-    async with LogProducer(bootstrap, topic) as wal:
+    async with LogProducer(kafka, topic) as wal:
         acks = await wal.send_many(read_jsonl(path), on_ack=(lambda n: progress(n, total)) if progress else None)
     seconds = time.perf_counter() - began
     return ProduceReport(len(acks), points, seconds, acks[0] if acks else None, acks[-1] if acks else None)

@@ -25,17 +25,18 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from storage.errors import Unavailable
 from storage.operations import Command
 from streams.codec import encode
+from streams.connection import Connection, connection
 
 log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 class Producer:
-    def __init__(self, bootstrap: str, topic: str, linger_ms: int = 1, request_timeout_ms: int = 5000):
+    def __init__(self, kafka: Connection | str, topic: str, linger_ms: int = 1, request_timeout_ms: int = 5000):
         self.topic = topic
         # aiokafka binds to the running loop, so the client is made in start().
         self._options = dict(
-            bootstrap_servers=bootstrap,
+            **connection(kafka).options(),
             enable_idempotence=True,
             acks="all",
             linger_ms=linger_ms,

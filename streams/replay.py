@@ -21,6 +21,7 @@ from storage import operations as ops
 from storage.collection import Collection
 from storage.state import State
 from streams.applier import Applier, Record
+from streams.connection import Connection, connection
 from streams.indexer import IndexManager
 from streams.settings import Settings
 
@@ -38,11 +39,11 @@ class LogError(RuntimeError):
 class LogReader:
     """A plain consumer over the WAL topic, positioned by offsets we choose."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, kafka: Connection | str, topic: str):
         self.topic = topic
         # read_uncommitted, like the faust consumer: a replay must see what the node saw.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+            **connection(kafka).options(), group_id=None, enable_auto_commit=False,
             auto_offset_reset="none", isolation_level="read_uncommitted",
             max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=FETCH_BYTES * 4,
             fetch_max_wait_ms=100, request_timeout_ms=30000,
@@ -114,9 +115,9 @@ class LogReader:
                 raise LogError(f"reading {self.topic} stalled for {STALL_SECONDS:.0f}s before reaching {end}")
 
 
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list:
+async def read_range(kafka: Connection | str, topic: str, partition: int, start: int, end: int) -> list:
     """The records of one partition in [start, end): what a gap left out."""
-    async with LogReader(bootstrap, topic) as reader:
+    async with LogReader(kafka, topic) as reader:
         out = []
         async for records in reader.read({partition: start}, {partition: end}):
             out.extend(records)
@@ -189,7 +190,7 @@ async def rebuild(settings: Settings, force: bool = False, progress=None, indexe
     It is built in a sibling temporary directory and renamed into place, so an
     interrupted rebuild leaves the old data dir (or none) and never half a state.
     """
-    bootstrap, topic = settings.kafka_bootstrap, settings.topic
+    kafka, topic = settings.kafka, settings.topic
     data_dir = os.path.abspath(settings.data_dir)
     if _nonempty(data_dir):
         if not force:
@@ -203,7 +204,7 @@ async def rebuild(settings: Settings, force: bool = False, progress=None, indexe
         scratch = settings.model_copy(update={"data_dir": tmp})
         state = State(scratch.state_dir)
         try:
-            async with LogReader(bootstrap, topic) as reader:
+            async with LogReader(kafka, topic) as reader:
                 begin, end = await reader.beginning_offsets(), await reader.end_offsets()
                 for p, off in begin.items():
                     if off > 0:
@@ -280,7 +281,7 @@ class RestoreReport:
     published: tuple  # (first offset, last offset) of the records written back
 
 
-async def restore(bootstrap: str, topic: str, collection: str, new: str, until_offset: int | None = None,
+async def restore(kafka: Connection | str, topic: str, collection: str, new: str, until_offset: int | None = None,
                   until_time_ms: int | None = None, chunk: int = 256, progress=None) -> RestoreReport:
     """Rebuild ``collection`` as it was before ``until_offset`` (an operation_id) or
     before ``until_time_ms`` (record timestamps), then write it back through the log
@@ -299,7 +300,7 @@ async def restore(bootstrap: str, topic: str, collection: str, new: str, until_o
     with tempfile.TemporaryDirectory(prefix="pointlog-restore-") as tmp:
         state = State(os.path.join(tmp, "state"))
         try:
-            async with LogReader(bootstrap, topic) as reader:
+            async with LogReader(kafka, topic) as reader:
                 end = await reader.end_offsets()
                 if until_time_ms is not None:
                     bound = await reader.offsets_for_time(until_time_ms)
@@ -321,7 +322,7 @@ async def restore(bootstrap: str, topic: str, collection: str, new: str, until_o
             col = state.collections.get(collection)
             if col is None:
                 raise LookupError(f"collection `{collection}` did not exist at that point of the log")
-            async with LogProducer(bootstrap, topic) as producer:
+            async with LogProducer(kafka, topic) as producer:
                 acks = await producer.send_many(restore_commands(col, new, chunk))
         finally:
             state.close()

@@ -10,10 +10,11 @@ import argparse
 import os
 from functools import cached_property
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.vectors.annoy_index import IndexParams
+from streams.connection import MECHANISMS, PROTOCOLS, Connection
 
 STATE_DIR = "state"  # RocksDB, under the data dir
 INDEX_DIR = "indexes"  # Annoy files, under the data dir
@@ -30,6 +31,15 @@ class Settings(BaseSettings):
                                                         "(0: 3 on a cluster of 3+ brokers, else 1)")
     topic_min_insync: int = Field(0, ge=0, description="min.insync.replicas of the topics pointlog creates "
                                                        "(0: 2 with 3 replicas, else 1)")
+    # How every Kafka client pointlog makes connects (streams/connection.py)
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = Field("PLAIN", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)")
+    kafka_sasl_username: str = Field("", description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    kafka_ssl_cafile: str = Field("", description="CA certificates (PEM) to trust for the broker "
+                                                  "(default: the system's)")
+    kafka_ssl_certfile: str = Field("", description="client certificate (PEM), for brokers that ask for one")
+    kafka_ssl_keyfile: str = Field("", description="the client certificate's private key (PEM)")
     # The node
     data_dir: str = Field("./data", description="state (RocksDB) and index files")
     group: str = Field("", description="consumer group (default: derived from the data dir and topic)")
@@ -44,6 +54,13 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="full-access API key (api-key header or Bearer token); "
                                                         "none: open to every caller")
     read_only_api_key: SecretStr | None = Field(None, description="API key that may only read")
+    jwt_rbac: bool = Field(False, description="also accept JWTs signed (HS256) with the API key, with Qdrant's "
+                                              "access claims")
+    max_request_size_mb: int = Field(32, ge=1, description="largest request body (REST) or message (gRPC), "
+                                                           "as Qdrant's service.max_request_size_mb; larger: 413")
+    tls_cert: str = Field("", description="certificate chain (PEM) for HTTPS and gRPC over TLS; "
+                                          "with --tls-key turns TLS on")
+    tls_key: str = Field("", description="the certificate's private key (PEM)")
     stop_grace: float = Field(4.0, gt=0, description="seconds a stop (SIGTERM/SIGINT) may take before the "
                                                      "process exits anyway (Kafka unreachable)")
     # Vector indexes (storage.vectors.annoy_index.IndexParams says what each does)
@@ -61,6 +78,40 @@ class Settings(BaseSettings):
             raise ValueError("one of critical, error, warning, info, debug")
         return value.lower()
 
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        if value.upper() not in PROTOCOLS:
+            raise ValueError("one of " + ", ".join(PROTOCOLS))
+        return value.upper()
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _mechanism(cls, value: str) -> str:
+        if value.upper() not in MECHANISMS:
+            raise ValueError("one of " + ", ".join(MECHANISMS))
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "Settings":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: give both to serve TLS, or neither")
+        if self.jwt_rbac and self.api_key is None:
+            raise ValueError("jwt_rbac needs api_key: tokens are signed with it")
+        if self.kafka_security_protocol.startswith("SASL_") and not self.kafka_sasl_username:
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username "
+                             "and kafka_sasl_password")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+    @property
+    def kafka(self) -> Connection:
+        """How every Kafka client connects."""
+        return Connection.from_settings(self)
+
     @property
     def state_dir(self) -> str:
         return os.path.join(self.data_dir, STATE_DIR)
@@ -76,12 +127,14 @@ class Settings(BaseSettings):
 
 
 # Groups of settings a command takes as flags.
-LOG = ("kafka_bootstrap", "topic")
+KAFKA = tuple(name for name in Settings.model_fields if name.startswith("kafka_"))
+LOG = KAFKA + ("topic",)
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
 TOPICS = ("partitions", "topic_replication", "topic_min_insync")  # how pointlog creates its topics
 NODE = LOG + DATA + TOPICS + ("group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
-                     "checkpoint_keep", "loglevel", "stop_grace", "api_key", "read_only_api_key") + INDEX
+                     "checkpoint_keep", "loglevel", "stop_grace", "api_key", "read_only_api_key", "jwt_rbac",
+                     "max_request_size_mb", "tls_cert", "tls_key") + INDEX
 
 _FLAG_NAMES = {"kafka_bootstrap": "--bootstrap"}  # the flag users already know
 
@@ -91,10 +144,15 @@ def add_flags(parser: argparse.ArgumentParser, names) -> None:
     for name in names:
         field = Settings.model_fields[name]
         flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        described = f"{field.description} (env POINTLOG_{name.upper()}, default {field.default!r})"
+        if field.annotation is bool:  # a switch: present means true
+            parser.add_argument(flag, dest=f"setting_{name}", action="store_const", const=True,
+                                default=argparse.SUPPRESS, help=described)
+            continue
         kind = field.annotation if field.annotation in (int, float) else str
         parser.add_argument(flag, dest=f"setting_{name}", type=kind, default=argparse.SUPPRESS,
                             metavar=name.split("_")[-1].upper(),
-                            help=f"{field.description} (env POINTLOG_{name.upper()}, default {field.default!r})")
+                            help=described)
 
 
 def from_args(args: argparse.Namespace) -> Settings:

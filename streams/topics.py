@@ -5,6 +5,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.metadata import MetadataRequest
 
+from streams.connection import Connection, connection
+
 log = logging.getLogger(__name__)
 
 # The log is the source of truth: it is never deleted by time or size.
@@ -32,12 +34,12 @@ def durability(brokers: int, replication: int = 0, min_insync: int = 0) -> tuple
     return rf, isr
 
 
-async def ensure_topics(bootstrap: str, topic: str, partitions: int = 1, replication: int = 0,
+async def ensure_topics(kafka: Connection | str, topic: str, partitions: int = 1, replication: int = 0,
                         min_insync: int = 0) -> int:
     """Create the WAL and DLQ topics if missing; return the WAL's partition count.
     An existing topic is left as it is (Kafka cannot change a replication factor by
     a config change; reassigning replicas is an operator's job)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**connection(kafka).options(), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -85,6 +85,7 @@ def build_faust_app(node: Node) -> PointlogApp:
     app = PointlogApp(
         group,
         broker=f"kafka://{s.kafka_bootstrap}",
+        broker_credentials=s.kafka.faust_credentials(),
         store="memory://",
         web_enabled=True,  # the ASGI service replaces faust's own web server
         web_bind=s.host,
@@ -147,7 +148,7 @@ def build_faust_app(node: Node) -> PointlogApp:
             # consumer (it drops what it thinks it has read): read the missing range
             # straight from the broker; offsets it has no record at are confirmed empty.
             gap = result.gap
-            missing = await read_range(s.kafka_bootstrap, s.topic, gap.partition, gap.expected, gap.got + 1)
+            missing = await read_range(s.kafka, s.topic, gap.partition, gap.expected, gap.got + 1)
             _committed(applier.apply_and_commit(missing, contiguous=False))
             if applier.applied(gap.partition) < gap.got:
                 raise LogError(f"partition {gap.partition}: the broker did not return offset {gap.got}, "

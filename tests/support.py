@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -96,11 +97,14 @@ class Server:
     """``pointlog serve`` as a real process, as an operator would run it."""
 
     def __init__(self, bootstrap: str, topic: str, data_dir: str, port: int, env: dict | None = None,
-                 grpc_port: int | None = None):
+                 grpc_port: int | None = None, ca: str | None = None):
+        """``ca``: the server serves TLS (its certificate in env) and this CA file verifies it."""
         self.bootstrap, self.topic, self.data_dir, self.port = bootstrap, topic, data_dir, port
         # Its own free port even when unused, so parallel servers never collide on 6334.
         self.grpc_port = free_port() if grpc_port is None else grpc_port
-        self.url = f"http://127.0.0.1:{port}"
+        self.ca = ca
+        self.verify = ssl.create_default_context(cafile=ca) if ca else True
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(data_dir + ".log")
@@ -120,7 +124,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.tail_log()}")
             try:
-                if httpx.get(self.url + "/", timeout=1.0).status_code == 200:
+                if httpx.get(self.url + "/", timeout=1.0, verify=self.verify).status_code == 200:
                     if self.grpc_port:  # faust starts the gRPC server right after the HTTP one
                         wait_for_port(self.grpc_port, max(deadline - time.monotonic(), 1.0))
                     return

@@ -25,7 +25,7 @@ class Collections(collections_service_pb2_grpc.CollectionsServicer):
     @rpc
     async def List(self, request, context):
         started = time.perf_counter()
-        names = sorted(self.node.state.collections)
+        names = service.list_collections(self.node)
         return pb.ListCollectionsResponse(collections=[pb.CollectionDescription(name=n) for n in names],
                                           time=convert.elapsed(started))
 

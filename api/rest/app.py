@@ -3,11 +3,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
-from api.access import Keys
+from api import service
 from api.rest.access import KeyCheck
+from api.rest.limits import RequestSizeLimit
 from api.rest.metrics import RequestMetrics, node_registry
+from api.rest.openapi import document
 from api.rest.responses import JSON
 from api.rest.routes import ROUTES
 from streams.node import Node
@@ -39,6 +41,10 @@ def _allowed_methods(request: Request) -> list:
     return sorted(methods)
 
 
+async def _openapi(request: Request) -> JSON:
+    return JSON(document())
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSON:
     return JSON({"status": {"error": f"Service internal error: {type(exc).__name__}: {exc}"}, "time": 0.0}, 500)
 
@@ -46,10 +52,13 @@ async def _unexpected(request: Request, exc: Exception) -> JSON:
 def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
     """``log_ends``: the log end offsets the applier lag is measured against."""
     registry = node_registry(node, log_ends)
-    keys = Keys(node.settings.api_key, node.settings.read_only_api_key)
-    # Metrics first: refused requests are counted too.
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: _http_error, Exception: _unexpected},
-                    middleware=[Middleware(RequestMetrics, registry=registry), Middleware(KeyCheck, keys=keys)])
+    # Metrics first: refused requests are counted too. Keys before the size limit, as
+    # in Qdrant: an unauthorized caller learns nothing about the limit.
+    limit = node.settings.max_request_size_mb * 1024 * 1024
+    app = Starlette(routes=ROUTES + [Route("/openapi.json", _openapi, methods=["GET"])], exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+                    middleware=[Middleware(RequestMetrics, registry=registry),
+                                Middleware(KeyCheck, keys=service.keys(node)),
+                                Middleware(RequestSizeLimit, limit=limit)])
     app.state.node = node
     app.state.metrics = registry
     return app

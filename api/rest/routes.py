@@ -74,7 +74,7 @@ async def take_checkpoint(request: Request, node: Node):
 
 @handler
 async def list_collections(request: Request, node: Node):
-    return {"collections": [{"name": name} for name in sorted(node.state.collections)]}
+    return {"collections": [{"name": name} for name in service.list_collections(node)]}
 
 
 @handler
