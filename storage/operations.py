@@ -21,6 +21,7 @@ from storage.config import CollectionConfig, check_settings
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId
 from storage.paths import parse_path
+from storage.filters.text_index import text_tokenizer
 from storage.vectors.sparse import SparseVector
 
 KINDS: dict = {}  # kind -> class
@@ -160,6 +161,8 @@ class CreateFieldIndex(Operation):
             raise BadRequest(f"Format error in JSON body: field_schema: unknown variant `{kind}`, "
                              f"expected one of {', '.join(f'`{t}`' for t in FIELD_TYPES)}")
         schema = self.field_schema
+        if kind == "text":
+            text_tokenizer(schema)  # refuses params the server refuses or pointlog lacks
         if kind == "integer" and isinstance(schema, dict) and schema.get("lookup") is False \
                 and schema.get("range") is False:
             raise Unprocessable("Validation error in JSON body: [field_schema: the 'lookup' and 'range' "

@@ -293,7 +293,7 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {vector_params.size}, "
                              f"got {query.shape[0]}")
     query = prepare_query(store, query)
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     if flt is not None and flt.matches_all:
         flt = None
     plan = None if flt is None else col.payload_index.plan(flt)
@@ -303,7 +303,7 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
 
 def listing(col: Collection, req: SearchRequest) -> list:
     """A query without a query: matching points in id order, score 1 (as Qdrant's)."""
-    keys = scroll_keys(col, compile_filter(req.filter), None, req.offset + req.limit)
+    keys = scroll_keys(col, col.compile_filter(req.filter), None, req.offset + req.limit)
     out = []
     for key in itertools.islice(keys, req.offset, req.offset + req.limit):
         point = col.points[key]
@@ -338,7 +338,7 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {size}, got {query.shape[1]}")
         query = store.prepare(query)
     keys = [key for key in store.vectors if key != exclude]
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     if flt is not None and not flt.matches_all:
         keep = holds(col, flt)
         keys = [key for key in keys if keep(key)]
@@ -378,7 +378,7 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
             raise _conversion_error(req.using)
         query = req.vector
     found = store.scores(query, exclude)
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     if flt is not None and not flt.matches_all:
         keep = holds(col, flt)
         found = {key: score for key, score in found.items() if keep(key)}
