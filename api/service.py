@@ -220,6 +220,8 @@ def collection_info(col: Collection) -> dict:
                  "flush_interval_sec": 5, "max_optimization_threads": None,
                  **(extra.get("optimizers_config") or {})}
     indexed, building = index_status(col)
+    # Qdrant counts sparse vectors as indexed (an inverted index always holds them all).
+    indexed += sum(len(store) for store in col.sparse.values())
     return {
         "status": "yellow" if building else "green",
         "optimizer_status": "ok",

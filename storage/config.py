@@ -208,6 +208,11 @@ def check_settings(body: dict) -> None:
             raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
     for name in _COUNTS:
         _count(body.get(name), name, 1)
+    optimizers = body.get("optimizers_config")
+    if optimizers is not None:
+        if not isinstance(optimizers, dict):
+            raise BadRequest("Format error in JSON body: optimizers_config must be an object")
+        _count(optimizers.get("indexing_threshold"), "optimizers_config.indexing_threshold", 0)
     hnsw = body.get("hnsw_config")
     if hnsw is not None:
         if not isinstance(hnsw, dict):

@@ -120,7 +120,8 @@ class UpdateCollection(Operation):
         for name, diff in (self.vectors or {}).items():
             if not isinstance(diff, dict):
                 raise BadRequest(f"Format error in JSON body: vectors.{name} must be an object")
-        check_settings({**(self.params or {}), "hnsw_config": self.hnsw_config})
+        check_settings({**(self.params or {}), "hnsw_config": self.hnsw_config,
+                        "optimizers_config": self.optimizers_config})
 
     def validate_against(self, config: CollectionConfig) -> None:
         for name in self.vectors or {}:

@@ -30,7 +30,7 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, NotFound, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
-from storage.vectors.annoy_index import AnnIndex, IndexParams
+from storage.vectors.annoy_index import AnnIndex, IndexParams, indexing
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit, holds, scroll_keys
@@ -395,7 +395,7 @@ def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filt
     """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta.
     ``plan`` is the payload index's answer for ``flt`` (None if it has none)."""
     index: AnnIndex | None = store.index
-    if exact or index is None or len(store) < params.threshold or len(index) == 0:
+    if exact or index is None or not indexing(col, store, params) or len(index) == 0:
         return exact_slots(col, store, flt, plan, exclude)
     ef = max(ef or params.ef * EF_SCALE.get(store.distance, 1), want)
     share = 1.0
