@@ -4,7 +4,7 @@ collection, check the operation against it, publish it, answer. REST
 """
 from storage import aliases
 from storage import operations as ops
-from storage import reads
+from storage import reads, strict_mode
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
@@ -89,11 +89,40 @@ def wait_timeout(seconds: int | None, where: str) -> float | None:
     return float(min(seconds, _LONGEST_WAIT))
 
 
-def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
-    """The checks of a write that need its collection; nothing is published unless they pass."""
+def check_write(node: Node, name: str, op: ops.Operation, timeout: float | None = None) -> Collection:
+    """The checks of a write that need its collection (its config, its strict mode);
+    nothing is published unless they pass."""
     col = collection(node, name)
     op.validate_against(col.config)
+    limits = strict_mode.active(col)
+    # Collection updates and index drops stay possible: they are how limits are lifted.
+    if limits is not None and not isinstance(op, (ops.UpdateCollection, ops.DeleteFieldIndex)):
+        strict_mode.check_timeout(limits, timeout)
+        strict_mode.check_write(limits, col, op)
     return col
+
+
+_READ_CHECKS = {"search": strict_mode.check_search, "scroll": strict_mode.check_scroll,
+                "count": strict_mode.check_count, "facet": strict_mode.check_facet,
+                "groups": strict_mode.check_groups}
+
+
+def check_read(col: Collection, kind: str, body: dict, timeout: float | None = None) -> None:
+    """A read against the collection's strict mode limits (nothing to check without one)."""
+    limits = strict_mode.active(col)
+    if limits is not None:
+        strict_mode.check_timeout(limits, timeout)
+        _READ_CHECKS[kind](limits, col, body)
+
+
+def check_batch(col: Collection, searches: list, timeout: float | None = None) -> None:
+    """A batch of search-like bodies: the batch size, then each one."""
+    limits = strict_mode.active(col)
+    if limits is not None:
+        strict_mode.check_timeout(limits, timeout)
+        strict_mode.check_search_batch(limits, len(searches))
+        for body in searches:
+            strict_mode.check_search(limits, col, body)
 
 
 async def submit(node: Node, name: str, op: ops.Operation, wait: bool, timeout: float | None) -> dict:
@@ -109,13 +138,14 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
-def query_groups(node: Node, name: str, body: dict) -> dict:
+def query_groups(node: Node, name: str, body: dict, timeout: float | None = None) -> dict:
     """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
     ``with_lookup`` adds each group's point (id = the group id) from another collection."""
     body = dict(body)
     grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
     req = SearchRequest.from_query(body)
     col = collection(node, name)
+    check_read(col, "groups", {**body, **grouping}, timeout)
     body = {**grouping, "limit": body.get("limit")}
     group_by = body.get("group_by")
     if not isinstance(group_by, str):
@@ -243,6 +273,7 @@ def collection_info(col: Collection) -> dict:
             # as Qdrant does when it rescores.
             "quantization_config": extra.get("quantization_config"),
             "metadata": extra.get("metadata"),
+            **({"strict_mode_config": extra["strict_mode_config"]} if "strict_mode_config" in extra else {}),
         },
         "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from storage.config import CollectionConfig, check_settings
+from storage.strict_config import check_config
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId
 from storage.paths import parse_path
@@ -115,8 +116,11 @@ class UpdateCollection(Operation):
     optimizers_config: dict | None = None
     quantization_config: dict | str | None = None
     metadata: dict | None = None
+    strict_mode_config: dict | None = None  # given limits replace the stored ones (storage/strict_config.py)
 
     def check(self) -> None:
+        if self.strict_mode_config is not None:
+            check_config(self.strict_mode_config)
         for name, diff in (self.vectors or {}).items():
             if not isinstance(diff, dict):
                 raise BadRequest(f"Format error in JSON body: vectors.{name} must be an object")
