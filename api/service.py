@@ -2,6 +2,9 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+import os
+import uuid
+
 from storage import aliases
 from storage import operations as ops
 from storage import reads, strict_mode
@@ -239,6 +242,20 @@ def facet(col: Collection, body: dict) -> dict:
                          f"types: [{', '.join(_FACET_INDEXES)}]. Help: Create an index for this key or use a "
                          "different filter.")
     return reads.facet(col, key, body.get("filter"), body.get("limit"))
+
+
+def node_id(node: Node) -> uuid.UUID:
+    """A stable id per data dir (a node's identity is its state)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "pointlog:" + os.path.abspath(node.settings.data_dir))
+
+
+def collection_cluster(node: Node, name: str) -> dict:
+    """CollectionClusterInfo: every node holds the whole collection, one active shard
+    (Kafka, not a Qdrant cluster, replicates it)."""
+    col = collection(node, name)
+    return {"peer_id": node_id(node).int >> 65,  # a u64 any JSON reader holds exactly
+            "shard_count": 1, "local_shards": [{"shard_id": 0, "points_count": len(col), "state": "Active"}],
+            "remote_shards": [], "shard_transfers": []}
 
 
 def collection_info(col: Collection) -> dict:

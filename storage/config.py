@@ -183,7 +183,7 @@ def _params(raw, where: str) -> VectorParams:
                         multi is not None)
 
 
-_VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk")
+_VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk", "memory")
 
 
 def _merged(old, new):
