@@ -2,6 +2,7 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+import asyncio
 import os
 import uuid
 
@@ -16,6 +17,7 @@ from storage.paths import compile_getter, parse_path
 from storage.vectors import groups, query, recommend
 from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
+from streams import snapshots
 from streams.node import Node
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
@@ -249,12 +251,15 @@ def node_id(node: Node) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "pointlog:" + os.path.abspath(node.settings.data_dir))
 
 
+def peer_id(node: Node) -> int:
+    return node_id(node).int >> 65  # a u64 any JSON reader holds exactly
+
+
 def collection_cluster(node: Node, name: str) -> dict:
     """CollectionClusterInfo: every node holds the whole collection, one active shard
     (Kafka, not a Qdrant cluster, replicates it)."""
     col = collection(node, name)
-    return {"peer_id": node_id(node).int >> 65,  # a u64 any JSON reader holds exactly
-            "shard_count": 1, "local_shards": [{"shard_id": 0, "points_count": len(col), "state": "Active"}],
+    return {"peer_id": peer_id(node), "shard_count": 1, "local_shards": [{"shard_id": 0, "points_count": len(col), "state": "Active"}],
             "remote_shards": [], "shard_transfers": []}
 
 
@@ -304,3 +309,50 @@ def _field_info(col: Collection, field: str, schema) -> dict:
     if isinstance(schema, dict) and len(schema) > 1:
         info["params"] = schema
     return info
+
+
+# ---- snapshots (streams/snapshots.py says what they hold and how they restore) ----
+
+async def create_snapshot(node: Node, name: str) -> dict:
+    col = collection(node, name)
+    return await snapshots.create_collection_snapshot(node, col.name, peer_id(node))
+
+
+def snapshot_dir(node: Node, name: str) -> str:
+    return snapshots.collection_dir(node.settings.data_dir, collection(node, name).name)
+
+
+def list_snapshots(node: Node, name: str) -> list:
+    return snapshots.listing(snapshot_dir(node, name))
+
+
+def delete_snapshot(node: Node, name: str, snapshot: str) -> bool:
+    return snapshots.delete(snapshot_dir(node, name), snapshot)
+
+
+_PRIORITIES = (None, "snapshot")
+
+
+async def recover_snapshot(node: Node, name: str, path: str, priority=None, checksum=None, wait: bool = True,
+                           timeout: float | None = None) -> bool:
+    """Rebuild the collection ``name`` from a collection snapshot, through the log: its
+    records are published under that name (after a delete if it exists), so every
+    replica applies the same. Answers once this node has applied them (or the timeout)."""
+    if priority not in _PRIORITIES:
+        raise BadRequest(f"Bad request: snapshot priority `{priority}` is not supported by pointlog: the log is "
+                         "the only copy to prefer")
+    if checksum is not None:
+        actual = await asyncio.to_thread(snapshots.checksum_of, path)
+        if actual != checksum:
+            raise BadRequest(f"Bad request: Snapshot checksum mismatch: expected {checksum}, got {actual}")
+    _info, found = await asyncio.to_thread(snapshots.read_collection_snapshot, path)
+    target = node.state.resolve(name)
+    check_new_name(target)
+    if target in node.state.collections:
+        await node.submit(ops.Command(target, ops.DeleteCollection()), False)
+    else:
+        aliases.check_new_collection_name(node.state.aliases, target)
+    for op in found[:-1]:
+        await node.submit(ops.Command(target, op), False)
+    await node.submit(ops.Command(target, found[-1]), wait, timeout)
+    return True

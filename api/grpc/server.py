@@ -54,7 +54,7 @@ def build_server(node: Node, host: str, port: int) -> grpc.aio.Server:
     qdrant_pb2_grpc.add_QdrantServicer_to_server(Qdrant(), server)
     collections_service_pb2_grpc.add_CollectionsServicer_to_server(Collections(node), server)
     points_service_pb2_grpc.add_PointsServicer_to_server(Points(node), server)
-    snapshots_service_pb2_grpc.add_SnapshotsServicer_to_server(Snapshots(), server)
+    snapshots_service_pb2_grpc.add_SnapshotsServicer_to_server(Snapshots(node), server)
     server.add_insecure_port(f"{host}:{port}")
     return server
 

@@ -9,7 +9,7 @@ from api.access import Keys
 from api.rest.access import KeyCheck
 from api.rest.metrics import RequestMetrics, node_registry
 from api.rest.responses import JSON
-from api.rest import telemetry
+from api.rest import snapshots, telemetry
 from api.rest.routes import ROUTES
 from streams.node import Node
 from streams.node_metrics import LogEnds
@@ -49,7 +49,7 @@ def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
     registry = node_registry(node, log_ends)
     keys = Keys(node.settings.api_key, node.settings.read_only_api_key)
     # Metrics first: refused requests are counted too.
-    app = Starlette(routes=ROUTES + telemetry.ROUTES,
+    app = Starlette(routes=ROUTES + telemetry.ROUTES + snapshots.ROUTES,
                     exception_handlers={HTTPException: _http_error, Exception: _unexpected},
                     middleware=[Middleware(RequestMetrics, registry=registry), Middleware(KeyCheck, keys=keys)])
     app.state.node = node

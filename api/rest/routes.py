@@ -7,7 +7,7 @@ handlers answer from the node's local state.
 import time
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from api import service
@@ -34,7 +34,7 @@ def handler(fn):
             result = await fn(request, request.app.state.node)
         except QdrantError as exc:
             return error(exc, started)
-        if isinstance(result, JSON):
+        if isinstance(result, Response):  # JSON of its own, a file
             return result
         return ok(result, started)
     endpoint.__name__ = fn.__name__
