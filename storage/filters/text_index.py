@@ -18,17 +18,18 @@ order; it needs ``phrase_matching: true`` (the server keeps token positions only
 and without them a phrase query matches no point).
 
 Stopword lists are NLTK's stopwords corpus for the languages the server ships
-(``stopwords/``, copied from the ``stop-words`` crate's NLTK data); stemmers are
-Snowball's (``snowballstemmer``). Refused with a 400 that names them, because no
-maintained Python library reproduces them: the ``multilingual`` and ``code``
-tokenizers (charabia and the server's code splitter), ``ascii_folding``, BM25
-``scoring``, ``nested`` text indexes and ``japanese`` stopwords.
+(``stopwords/``, from the ``stop-words`` crate's NLTK data; English as Qdrant ships it);
+stemmers are Snowball's (``snowballstemmer``, which runs PyStemmer's C build of the same
+algorithms). Refused with a 400 that names them, because no maintained Python library
+reproduces them: the ``multilingual`` and ``code`` tokenizers (charabia and the
+server's code splitter), ``ascii_folding``, BM25 ``scoring``, ``nested`` text indexes
+and ``japanese`` stopwords.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Callable
 
@@ -127,7 +128,9 @@ def _stemmer(raw, where: str) -> Callable[[str], str] | None:
     if unknown:
         raise _fail(where, f"unknown field `{sorted(unknown)[0]}`")
     language = _variant(raw.get("language"), SNOWBALL_LANGUAGES, f"{where}.language")
-    return snowballstemmer.stemmer(_SNOWBALL_NAMES.get(language, language)).stemWord
+    stemmer = snowballstemmer.stemmer(_SNOWBALL_NAMES.get(language, language))
+    # Words repeat far more than they vary: stem each once (bounded).
+    return lru_cache(maxsize=1 << 16)(stemmer.stemWord)
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +145,8 @@ class Tokenizer:
 
     def __post_init__(self):
         # Scans tokenize the same payload strings for every query: keep them per index.
-        object.__setattr__(self, "sequence", first_n_memo(lambda t: tuple(self.document(t)), 1 << 14, 256))
-        object.__setattr__(self, "set", first_n_memo(lambda t: frozenset(self.document(t)), 1 << 14, 256))
+        object.__setattr__(self, "sequence", first_n_memo(lambda t: tuple(self.document(t)), 1 << 15, 256))
+        object.__setattr__(self, "set", first_n_memo(lambda t: frozenset(self.document(t)), 1 << 15, 256))
 
     def _words(self, text: str) -> list[str]:
         words = text.split() if self.kind == "whitespace" else _WORD.findall(text)
