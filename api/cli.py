@@ -7,6 +7,8 @@
     pointlog restore C --as NEW --until-offset N | --until-time ISO8601
                                         write C as it was back through the log as NEW
     pointlog checkpoint --to DIR2       a data dir to restart from with only the log tail
+    pointlog recover-snapshot FILE --data-dir DIR
+                                        a full snapshot unpacked into a fresh data dir
 """
 import argparse
 import asyncio
@@ -192,6 +194,17 @@ def _checkpoint_remote(url: str, to: str | None) -> int:
     return 0
 
 
+def cmd_recover_snapshot(settings: Settings, args) -> int:
+    from streams import snapshots
+    try:
+        info = snapshots.recover_full(args.file, settings.data_dir)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"recovered {args.file} into {os.path.abspath(settings.data_dir)}: `pointlog serve` there resumes the "
+          f"log after offsets {info['applied']}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pointlog", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,6 +251,11 @@ def main(argv=None) -> int:
     p.add_argument("--to", metavar="DIR2", help="where to write it (a new directory)")
     p.add_argument("--url", help="checkpoint a running node through its API instead")
     p.set_defaults(fn=cmd_checkpoint)
+
+    p = sub.add_parser("recover-snapshot", help="unpack a full snapshot into a fresh data dir to serve from")
+    add_flags(p, DATA)
+    p.add_argument("file", help="a full snapshot file (POST /snapshots, GET /snapshots/{name})")
+    p.set_defaults(fn=cmd_recover_snapshot)
 
     args = parser.parse_args(argv)
     try:

@@ -2,10 +2,14 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+import asyncio
+import os
+import uuid
+
 from api.access import READ, Keys, caller
 from storage import aliases
 from storage import operations as ops
-from storage import reads
+from storage import reads, strict_mode
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -14,6 +18,7 @@ from storage.paths import compile_getter, parse_path
 from storage.vectors import groups, query, recommend
 from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
+from streams import snapshots
 from streams.node import Node
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
@@ -119,11 +124,40 @@ def wait_timeout(seconds: int | None, where: str) -> float | None:
     return float(min(seconds, _LONGEST_WAIT))
 
 
-def check_write(node: Node, name: str, op: ops.Operation) -> Collection:
-    """The checks of a write that need its collection; nothing is published unless they pass."""
+def check_write(node: Node, name: str, op: ops.Operation, timeout: float | None = None) -> Collection:
+    """The checks of a write that need its collection (its config, its strict mode);
+    nothing is published unless they pass."""
     col = collection(node, name)
     op.validate_against(col.config)
+    limits = strict_mode.active(col)
+    # Collection updates and index drops stay possible: they are how limits are lifted.
+    if limits is not None and not isinstance(op, (ops.UpdateCollection, ops.DeleteFieldIndex)):
+        strict_mode.check_timeout(limits, timeout)
+        strict_mode.check_write(limits, col, op)
     return col
+
+
+_READ_CHECKS = {"search": strict_mode.check_search, "scroll": strict_mode.check_scroll,
+                "count": strict_mode.check_count, "facet": strict_mode.check_facet,
+                "groups": strict_mode.check_groups}
+
+
+def check_read(col: Collection, kind: str, body: dict, timeout: float | None = None) -> None:
+    """A read against the collection's strict mode limits (nothing to check without one)."""
+    limits = strict_mode.active(col)
+    if limits is not None:
+        strict_mode.check_timeout(limits, timeout)
+        _READ_CHECKS[kind](limits, col, body)
+
+
+def check_batch(col: Collection, searches: list, timeout: float | None = None) -> None:
+    """A batch of search-like bodies: the batch size, then each one."""
+    limits = strict_mode.active(col)
+    if limits is not None:
+        strict_mode.check_timeout(limits, timeout)
+        strict_mode.check_search_batch(limits, len(searches))
+        for body in searches:
+            strict_mode.check_search(limits, col, body)
 
 
 async def submit(node: Node, name: str, op: ops.Operation, wait: bool, timeout: float | None) -> dict:
@@ -139,13 +173,14 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
-def query_groups(node: Node, name: str, body: dict) -> dict:
+def query_groups(node: Node, name: str, body: dict, timeout: float | None = None) -> dict:
     """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
     ``with_lookup`` adds each group's point (id = the group id) from another collection."""
     body = dict(body)
     grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
     req = SearchRequest.from_query(body)
     col = collection(node, name)
+    check_read(col, "groups", {**body, **grouping}, timeout)
     body = {**grouping, "limit": body.get("limit")}
     group_by = body.get("group_by")
     if not isinstance(group_by, str):
@@ -245,6 +280,23 @@ def facet(col: Collection, body: dict) -> dict:
     return reads.facet(col, key, body.get("filter"), body.get("limit"))
 
 
+def node_id(node: Node) -> uuid.UUID:
+    """A stable id per data dir (a node's identity is its state)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "pointlog:" + os.path.abspath(node.settings.data_dir))
+
+
+def peer_id(node: Node) -> int:
+    return node_id(node).int >> 65  # a u64 any JSON reader holds exactly
+
+
+def collection_cluster(node: Node, name: str) -> dict:
+    """CollectionClusterInfo: every node holds the whole collection, one active shard
+    (Kafka, not a Qdrant cluster, replicates it)."""
+    col = collection(node, name)
+    return {"peer_id": peer_id(node), "shard_count": 1, "local_shards": [{"shard_id": 0, "points_count": len(col), "state": "Active"}],
+            "remote_shards": [], "shard_transfers": []}
+
+
 def collection_info(col: Collection) -> dict:
     extra = col.config.extra
     hnsw = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0,
@@ -254,6 +306,8 @@ def collection_info(col: Collection) -> dict:
                  "flush_interval_sec": 5, "max_optimization_threads": None,
                  **(extra.get("optimizers_config") or {})}
     indexed, building = index_status(col)
+    # Qdrant counts sparse vectors as indexed (an inverted index always holds them all).
+    indexed += sum(len(store) for store in col.sparse.values())
     return {
         "status": "yellow" if building else "green",
         "optimizer_status": "ok",
@@ -275,6 +329,7 @@ def collection_info(col: Collection) -> dict:
             # as Qdrant does when it rescores.
             "quantization_config": extra.get("quantization_config"),
             "metadata": extra.get("metadata"),
+            **({"strict_mode_config": extra["strict_mode_config"]} if "strict_mode_config" in extra else {}),
         },
         "payload_schema": {field: _field_info(col, field, schema) for field, schema in col.payload_schema.items()},
     }
@@ -288,3 +343,50 @@ def _field_info(col: Collection, field: str, schema) -> dict:
     if isinstance(schema, dict) and len(schema) > 1:
         info["params"] = schema
     return info
+
+
+# ---- snapshots (streams/snapshots.py says what they hold and how they restore) ----
+
+async def create_snapshot(node: Node, name: str) -> dict:
+    col = collection(node, name)
+    return await snapshots.create_collection_snapshot(node, col.name, peer_id(node))
+
+
+def snapshot_dir(node: Node, name: str) -> str:
+    return snapshots.collection_dir(node.settings.data_dir, collection(node, name).name)
+
+
+def list_snapshots(node: Node, name: str) -> list:
+    return snapshots.listing(snapshot_dir(node, name))
+
+
+def delete_snapshot(node: Node, name: str, snapshot: str) -> bool:
+    return snapshots.delete(snapshot_dir(node, name), snapshot)
+
+
+_PRIORITIES = (None, "snapshot")
+
+
+async def recover_snapshot(node: Node, name: str, path: str, priority=None, checksum=None, wait: bool = True,
+                           timeout: float | None = None) -> bool:
+    """Rebuild the collection ``name`` from a collection snapshot, through the log: its
+    records are published under that name (after a delete if it exists), so every
+    replica applies the same. Answers once this node has applied them (or the timeout)."""
+    if priority not in _PRIORITIES:
+        raise BadRequest(f"Bad request: snapshot priority `{priority}` is not supported by pointlog: the log is "
+                         "the only copy to prefer")
+    if checksum is not None:
+        actual = await asyncio.to_thread(snapshots.checksum_of, path)
+        if actual != checksum:
+            raise BadRequest(f"Bad request: Snapshot checksum mismatch: expected {checksum}, got {actual}")
+    _info, found = await asyncio.to_thread(snapshots.read_collection_snapshot, path)
+    target = node.state.resolve(name)
+    check_new_name(target)
+    if target in node.state.collections:
+        await node.submit(ops.Command(target, ops.DeleteCollection()), False)
+    else:
+        aliases.check_new_collection_name(node.state.aliases, target)
+    for op in found[:-1]:
+        await node.submit(ops.Command(target, op), False)
+    await node.submit(ops.Command(target, found[-1]), wait, timeout)
+    return True

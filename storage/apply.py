@@ -9,7 +9,6 @@ from storage import aliases
 from storage import operations as ops
 from storage.collection import Collection, Point
 from storage.errors import BadRequest, Conflict, NotFound
-from storage.filters import compile_filter
 from storage.ids import decode_id, encode_id
 from storage.paths import clone_json, delete_at_path, set_at_path
 from storage.reads import matching_keys
@@ -81,13 +80,13 @@ def _update_collection(state: State, col: Collection, op: ops.UpdateCollection, 
 
 @applies(ops.CreateFieldIndex)
 def _create_field_index(state: State, col: Collection, op: ops.CreateFieldIndex, offset: int) -> None:
-    col.payload_schema[op.field_name] = op.field_schema
+    col.set_payload_schema({**col.payload_schema, op.field_name: op.field_schema})
     state.put_collection(col)
 
 
 @applies(ops.DeleteFieldIndex)
 def _delete_field_index(state: State, col: Collection, op: ops.DeleteFieldIndex, offset: int) -> None:
-    col.payload_schema.pop(op.field_name, None)
+    col.set_payload_schema({k: v for k, v in col.payload_schema.items() if k != op.field_name})
     state.put_collection(col)
 
 
@@ -97,7 +96,7 @@ def _selected_keys(col: Collection, selector: ops.PointsSelector) -> list:
         if not selector.ids:
             raise BadRequest("Wrong input: Empty update request")
         return [encode_id(pid) for pid in dict.fromkeys(selector.ids)]
-    return matching_keys(col, compile_filter(selector.filter))
+    return matching_keys(col, col.compile_filter(selector.filter))
 
 
 def _for_each_existing(col: Collection, keys: list, update) -> None:
@@ -119,7 +118,7 @@ def _for_each_existing(col: Collection, keys: list, update) -> None:
 def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
     if not op.points:
         raise BadRequest("Wrong input: Empty update request")
-    only_if = compile_filter(op.update_filter)
+    only_if = col.compile_filter(op.update_filter)
     for p in op.points:
         key = encode_id(p.id)
         if not _upsert_allowed(col, key, op.update_mode, only_if):
@@ -151,7 +150,7 @@ def _update_vectors(state: State, col: Collection, op: ops.UpdateVectors, offset
     by_key = {}
     for p in op.points:
         by_key.setdefault(encode_id(p.id), {}).update(p.vectors)
-    only_if = compile_filter(op.update_filter)
+    only_if = col.compile_filter(op.update_filter)
 
     def update(point: Point) -> None:
         if only_if is not None and not only_if.matches(point.id, point.payload, col.vector_names(point.key)):

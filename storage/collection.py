@@ -12,7 +12,10 @@ from sortedcontainers import SortedList
 from storage.config import CollectionConfig
 from storage.errors import BadRequest, NotFound
 from storage.ids import PointId, encode_id
+from storage.filters import compile_filter
 from storage.filters.payload_index import PayloadIndex
+from storage.filters.text_index import text_tokenizer
+from storage.paths import parse_path
 from storage.vectors.multi import MultiStore
 from storage.vectors.sparse import SparseStore
 from storage.vectors.store import VectorStore
@@ -42,7 +45,20 @@ class Collection:
         self.sparse = {name: SparseStore(p.modifier) for name, p in config.sparse.items()}
         self.payload_index = PayloadIndex(self.points)
         self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema
+        self.text_indexes: dict = {}  # key path -> Tokenizer, derived from payload_schema
         self.payload_revision = 0  # bumped by every payload change, for caches derived from payloads
+
+    def set_payload_schema(self, schema: dict) -> None:
+        """Declared payload indexes (field -> field_schema); text indexes change how
+        text filters on their key match, so filter caches start over."""
+        self.payload_schema = schema
+        self.text_indexes = {parse_path(field): text_tokenizer(s) for field, s in schema.items()
+                             if (s.get("type") if isinstance(s, dict) else s) == "text"}
+        self.payload_revision += 1
+
+    def compile_filter(self, raw, where: str = "filter"):
+        """A filter as this collection evaluates it (with its text indexes)."""
+        return compile_filter(raw, where, self.text_indexes)
 
     def __len__(self) -> int:
         return len(self.points)

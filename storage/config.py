@@ -6,6 +6,7 @@ as a plain list. A named collection has a dict of vector names.
 from dataclasses import dataclass, field
 
 from storage.errors import BadRequest, Unprocessable
+from storage.strict_config import check_config, merged as merged_strict
 
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
 DATATYPES = ("float32", "float16", "uint8")
@@ -141,6 +142,8 @@ class CollectionConfig:
         extra = dict(self.extra)
         for key, value in (diff.get("params") or {}).items():
             extra[key] = value
+        if diff.get("strict_mode_config") is not None:
+            extra["strict_mode_config"] = merged_strict(extra.get("strict_mode_config"), diff["strict_mode_config"])
         if diff.get("quantization_config") is not None:  # a new quantization replaces the old one
             extra["quantization_config"] = diff["quantization_config"]
         for key in ("hnsw_config", "optimizers_config", "metadata"):
@@ -187,7 +190,7 @@ def _params(raw, where: str) -> VectorParams:
                         multi is not None, datatype)
 
 
-_VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk")
+_VECTOR_HINTS = ("hnsw_config", "quantization_config", "on_disk", "memory")
 
 
 def _merged(old, new):
@@ -205,7 +208,7 @@ def _merged(old, new):
 
 
 # Create-time fields pointlog does not implement yet: refused rather than ignored.
-_NOT_YET = ("init_from", "strict_mode_config")
+_NOT_YET = ("init_from",)
 _COUNTS = ("shard_number", "replication_factor", "write_consistency_factor")
 
 
@@ -215,6 +218,13 @@ def check_settings(body: dict) -> None:
             raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
     for name in _COUNTS:
         _count(body.get(name), name, 1)
+    optimizers = body.get("optimizers_config")
+    if optimizers is not None:
+        if not isinstance(optimizers, dict):
+            raise BadRequest("Format error in JSON body: optimizers_config must be an object")
+        _count(optimizers.get("indexing_threshold"), "optimizers_config.indexing_threshold", 0)
+    if body.get("strict_mode_config") is not None:
+        check_config(body["strict_mode_config"])
     hnsw = body.get("hnsw_config")
     if hnsw is not None:
         if not isinstance(hnsw, dict):
@@ -236,8 +246,11 @@ def _count(value, where: str, minimum: int) -> None:
 
 
 _KEPT = ("hnsw_config", "optimizers_config", "wal_config", "quantization_config", "metadata",
-         "on_disk_payload", "shard_number", "replication_factor", "write_consistency_factor")
+         "on_disk_payload", "shard_number", "replication_factor", "write_consistency_factor", "strict_mode_config")
 
 
 def _extra(body: dict) -> dict:
-    return {k: body[k] for k in _KEPT if body.get(k) is not None}
+    extra = {k: body[k] for k in _KEPT if body.get(k) is not None}
+    if "strict_mode_config" in extra:
+        extra["strict_mode_config"] = check_config(extra["strict_mode_config"])
+    return extra

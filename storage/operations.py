@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from storage.config import CollectionConfig, check_settings
+from storage.strict_config import check_config
 from storage.errors import BadRequest, Unprocessable
 from storage.ids import PointId
 from storage.paths import parse_path
+from storage.filters.text_index import text_tokenizer
 from storage.vectors.sparse import SparseVector
 
 KINDS: dict = {}  # kind -> class
@@ -114,12 +116,16 @@ class UpdateCollection(Operation):
     optimizers_config: dict | None = None
     quantization_config: dict | str | None = None
     metadata: dict | None = None
+    strict_mode_config: dict | None = None  # given limits replace the stored ones (storage/strict_config.py)
 
     def check(self) -> None:
+        if self.strict_mode_config is not None:
+            check_config(self.strict_mode_config)
         for name, diff in (self.vectors or {}).items():
             if not isinstance(diff, dict):
                 raise BadRequest(f"Format error in JSON body: vectors.{name} must be an object")
-        check_settings({**(self.params or {}), "hnsw_config": self.hnsw_config})
+        check_settings({**(self.params or {}), "hnsw_config": self.hnsw_config,
+                        "optimizers_config": self.optimizers_config})
 
     def validate_against(self, config: CollectionConfig) -> None:
         for name in self.vectors or {}:
@@ -160,6 +166,8 @@ class CreateFieldIndex(Operation):
             raise BadRequest(f"Format error in JSON body: field_schema: unknown variant `{kind}`, "
                              f"expected one of {', '.join(f'`{t}`' for t in FIELD_TYPES)}")
         schema = self.field_schema
+        if kind == "text":
+            text_tokenizer(schema)  # refuses params the server refuses or pointlog lacks
         if kind == "integer" and isinstance(schema, dict) and schema.get("lookup") is False \
                 and schema.get("range") is False:
             raise Unprocessable("Validation error in JSON body: [field_schema: the 'lookup' and 'range' "

@@ -6,7 +6,7 @@ response encoder writes them without a Python float per element.
 from storage.collection import Collection, Point
 from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, Unprocessable
-from storage.filters import Filter, compile_filter
+from storage.filters import Filter
 from storage.ids import encode_id, parse_id
 from storage.filters import parse_datetime
 from storage.paths import compile_getter, leaf_values, parse_path
@@ -178,7 +178,7 @@ def scroll(col: Collection, offset, limit: int, raw_filter, shape: Shape) -> dic
     shape.check(col)
     limit = _limit(limit, default=10)
     start = None if offset is None else encode_id(parse_id(offset))
-    flt = compile_filter(raw_filter)
+    flt = col.compile_filter(raw_filter)
     page, next_offset = [], None
     for key in scroll_keys(col, flt, start, limit + 1):
         point = col.points[key]
@@ -249,7 +249,7 @@ def scroll_by_value(col: Collection, order_by, raw_filter, limit, shape: Shape) 
     limit = _limit(limit, default=10)
     key, descending, start = parse_order_by(order_by)
     getter = compile_getter(parse_path(key))
-    flt = compile_filter(raw_filter)
+    flt = col.compile_filter(raw_filter)
     keep = holds(col, flt) if flt is not None and not flt.matches_all else None
     entries = []
     for pkey in col.order:
@@ -280,7 +280,7 @@ def facet(col: Collection, key: str, raw_filter, limit) -> dict:
     value), most frequent first, then by value. UUID strings count in one spelling."""
     limit = _limit(limit, default=10)
     getter = compile_getter(parse_path(key))
-    flt = compile_filter(raw_filter)
+    flt = col.compile_filter(raw_filter)
     keep = None if flt is None or flt.matches_all else holds(col, flt)
     keys = col.order if keep is None else (k for k in col.order if keep(k))
     counts: dict = {}
@@ -306,7 +306,7 @@ def _uuid_spelling(text: str) -> str:
 
 
 def count(col: Collection, raw_filter) -> int:
-    flt = compile_filter(raw_filter)
+    flt = col.compile_filter(raw_filter)
     if flt is None or flt.matches_all:
         return len(col)
     plan = col.payload_index.plan(flt)

@@ -108,7 +108,7 @@ class State:
             entry = msgpack.unpackb(value)
             col = Collection(entry["cid"], entry["name"], CollectionConfig.from_body(entry["config"]),
                              entry["offset"])
-            col.payload_schema = entry.get("payload_schema", {})
+            col.set_payload_schema(entry.get("payload_schema", {}))
             self.collections[col.name] = col
             by_cid[col.cid] = col
         for key, value in self.points_cf.items():

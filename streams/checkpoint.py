@@ -21,7 +21,7 @@ from storage.state import State
 INFO_FILE = "CHECKPOINT.json"
 CHECKPOINTS_DIR = "checkpoints"
 # Not copied: the state (checkpointed by RocksDB), faust's scratch dir, other checkpoints.
-_SKIP = {"state", "faust", CHECKPOINTS_DIR}
+_SKIP = {"state", "faust", CHECKPOINTS_DIR, "snapshots"}
 _SCRATCH = (".tmp", ".rows")
 
 

@@ -20,8 +20,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 from annoy import AnnoyIndex
 
-from storage.vectors.annoy_index import (METRICS, AnnIndex, IndexParams, build_annoy, load_indexes, max_version,
-                                         remove_other_builds, slots_of, store_dir, write_atomic, write_snapshot)
+from storage.vectors.annoy_index import (METRICS, AnnIndex, IndexParams, build_annoy, indexing, load_indexes,
+                                         max_version, remove_other_builds, slots_of, store_dir, write_atomic,
+                                         write_snapshot)
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 30.0  # seconds before retrying a store whose build failed
@@ -91,7 +92,7 @@ class IndexManager:
         return done
 
     def due(self, col, name: str, store, now: float) -> bool:
-        if store.building or len(store) == 0 or len(store) < self.params.threshold:
+        if store.building or not indexing(col, store, self.params):
             return False
         if now < self._retry_at.get((col.cid, name), 0.0):
             return False

@@ -58,9 +58,14 @@ class LogReader:
 
     async def partitions(self) -> list:
         parts = self._consumer.partitions_for_topic(self.topic)
-        if not parts:
+        # A topic created a moment ago may take a few metadata rounds to show up.
+        for _ in range(20):
+            if parts:
+                break
             await self._consumer._client.force_metadata_update()
             parts = self._consumer.partitions_for_topic(self.topic)
+            if not parts:
+                await asyncio.sleep(0.1)
         if not parts:
             raise LogError(f"topic {self.topic} does not exist")
         return sorted(parts)

@@ -2,6 +2,8 @@
 import time
 
 from qdrant_client import grpc as pb
+from qdrant_client.conversions.conversion import RestToGrpc
+from qdrant_client.http import models as rest
 from qdrant_client.grpc import collections_service_pb2_grpc
 
 from api import service
@@ -71,6 +73,14 @@ class Collections(collections_service_pb2_grpc.CollectionsServicer):
         return pb.ListAliasesResponse(aliases=_aliases(found), time=convert.elapsed(started))
 
     @rpc
+    async def CollectionClusterInfo(self, request, context):
+        started = time.perf_counter()
+        info = service.collection_cluster(self.node, request.collection_name)
+        reply = RestToGrpc.convert_collection_cluster_info(rest.CollectionClusterInfo.model_validate(info))
+        reply.time = convert.elapsed(started)
+        return reply
+
+    @rpc
     async def Delete(self, request, context):
         started = time.perf_counter()
         convert.check_fields(request)
@@ -86,6 +96,6 @@ def _aliases(found: dict) -> list:
 
 _ONE_SHARD = "every pointlog collection has a single shard, served by this node"
 unimplemented_methods(Collections, {
-    "CollectionClusterInfo": _ONE_SHARD, "UpdateCollectionClusterSetup": _ONE_SHARD,
+    "UpdateCollectionClusterSetup": _ONE_SHARD,
     "CreateShardKey": _ONE_SHARD, "DeleteShardKey": _ONE_SHARD, "ListShardKeys": _ONE_SHARD,
 })

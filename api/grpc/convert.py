@@ -375,7 +375,7 @@ def create_collection(req: pb.CreateCollection) -> dict:
     if len(req.metadata):
         body["metadata"] = payload(req.metadata)
     if req.HasField("strict_mode_config"):
-        body["strict_mode_config"] = {}  # refused by the shared config reader, naming it
+        body["strict_mode_config"] = _dump(library(GrpcToRest.convert_strict_mode_config, req.strict_mode_config))
     return body
 
 

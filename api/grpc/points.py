@@ -23,7 +23,7 @@ class Points(points_service_pb2_grpc.PointsServicer):
 
     async def _submit(self, request, op: ops.Operation) -> dict:
         timeout = service.wait_timeout(convert.timeout(request), "request")
-        col = service.check_write(self.node, request.collection_name, op)
+        col = service.check_write(self.node, request.collection_name, op, timeout)
         return await service.submit(self.node, col.name, op, convert.wait(request), timeout)
 
     async def _write(self, request, op_class, to_body) -> pb.PointsOperationResponse:
@@ -93,6 +93,7 @@ class Points(points_service_pb2_grpc.PointsServicer):
         started = time.perf_counter()
         body = convert.scroll(request)
         col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "scroll", body, _timeout(request))
         page = service.scroll(col, body)
         nxt = page["next_page_offset"]
         return pb.ScrollResponse(result=[convert.record(r) for r in page["points"]],
@@ -104,6 +105,7 @@ class Points(points_service_pb2_grpc.PointsServicer):
         started = time.perf_counter()
         body = convert.count(request)
         col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "count", body, _timeout(request))
         return pb.CountResponse(result=pb.CountResult(count=reads.count(col, body.get("filter"))),
                                 time=convert.elapsed(started))
 
@@ -113,7 +115,8 @@ class Points(points_service_pb2_grpc.PointsServicer):
     @rpc
     async def QueryGroups(self, request, context):
         started = time.perf_counter()
-        found = service.query_groups(self.node, request.collection_name, convert.query_groups(request))
+        found = service.query_groups(self.node, request.collection_name, convert.query_groups(request),
+                                     _timeout(request))
         return pb.QueryGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc
@@ -121,39 +124,57 @@ class Points(points_service_pb2_grpc.PointsServicer):
         started = time.perf_counter()
         body = convert.facet(request)
         col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "facet", body, _timeout(request))
         return pb.FacetResponse(hits=convert.facet_hits(service.facet(col, body)), time=convert.elapsed(started))
 
     @rpc
     async def Search(self, request, context):
         started = time.perf_counter()
-        req = SearchRequest.from_search(convert.search(request))
+        body = convert.search(request)
+        req = SearchRequest.from_search(body)
         col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "search", body, _timeout(request))
         return pb.SearchResponse(result=self._scored(col, req), time=convert.elapsed(started))
 
     @rpc
     async def SearchBatch(self, request, context):
         started = time.perf_counter()
         convert.check_fields(request)
-        reqs = [SearchRequest.from_search(convert.search(s)) for s in request.search_points]
+        searches = [convert.search(s) for s in request.search_points]
+        reqs = [SearchRequest.from_search(s) for s in searches]
         col = service.collection(self.node, request.collection_name)
+        service.check_batch(col, searches, _timeout(request))
         return pb.SearchBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
                                       time=convert.elapsed(started))
 
     @rpc
     async def Query(self, request, context):
         started = time.perf_counter()
-        req = SearchRequest.from_query(convert.query(request))
+        body = convert.query(request)
+        req = SearchRequest.from_query(body)
         col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "search", body, _timeout(request))
         return pb.QueryResponse(result=self._scored(col, req), time=convert.elapsed(started))
 
     @rpc
     async def QueryBatch(self, request, context):
         started = time.perf_counter()
         convert.check_fields(request)
-        reqs = [SearchRequest.from_query(convert.query(q)) for q in request.query_points]
+        searches = [convert.query(q) for q in request.query_points]
+        reqs = [SearchRequest.from_query(q) for q in searches]
         col = service.collection(self.node, request.collection_name)
+        service.check_batch(col, searches, _timeout(request))
         return pb.QueryBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
                                      time=convert.elapsed(started))
+
+
+def _timeout(request) -> int | None:
+    """A read's ``timeout`` (seconds), for strict mode's ``max_timeout``; not every
+    read message has one."""
+    try:
+        return convert.timeout(request)
+    except ValueError:
+        return None
 
 
 unimplemented_methods(Points, {

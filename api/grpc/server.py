@@ -100,7 +100,7 @@ def build_server(node: Node, host: str, port: int) -> grpc.aio.Server:
     qdrant_pb2_grpc.add_QdrantServicer_to_server(Qdrant(), server)
     collections_service_pb2_grpc.add_CollectionsServicer_to_server(Collections(node), server)
     points_service_pb2_grpc.add_PointsServicer_to_server(Points(node), server)
-    snapshots_service_pb2_grpc.add_SnapshotsServicer_to_server(Snapshots(), server)
+    snapshots_service_pb2_grpc.add_SnapshotsServicer_to_server(Snapshots(node), server)
     if node.settings.tls:
         with open(node.settings.tls_key, "rb") as key, open(node.settings.tls_cert, "rb") as cert:
             server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key.read(), cert.read())]))

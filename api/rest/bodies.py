@@ -45,11 +45,10 @@ def create_collection(body) -> ops.CreateCollection:
 
 def update_collection(body) -> ops.UpdateCollection:
     body = _object(body if body is not None else {})
-    for name in ("sparse_vectors", "strict_mode_config"):
-        if body.get(name) is not None:
-            raise BadRequest(f"Bad request: `{name}` is not supported by pointlog")
+    if body.get("sparse_vectors") is not None:
+        raise BadRequest("Bad request: `sparse_vectors` is not supported by pointlog")
     diff = {}
-    for name in ("vectors", "params", "hnsw_config", "optimizers_config", "metadata"):
+    for name in ("vectors", "params", "hnsw_config", "optimizers_config", "metadata", "strict_mode_config"):
         if body.get(name) is not None:
             diff[name] = values.require_dict(body[name], name)
     if body.get("quantization_config") is not None:

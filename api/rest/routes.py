@@ -7,7 +7,7 @@ handlers answer from the node's local state.
 import time
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from api import service
@@ -34,7 +34,7 @@ def handler(fn):
             result = await fn(request, request.app.state.node)
         except QdrantError as exc:
             return error(exc, started)
-        if isinstance(result, JSON):
+        if isinstance(result, Response):  # JSON of its own, a file
             return result
         return ok(result, started)
     endpoint.__name__ = fn.__name__
@@ -131,7 +131,7 @@ async def _parse_write(request: Request, node: Node, op_class, body=None):
     wait = bool_param(request, "wait")
     timeout = timeout_param(request)
     ordering_param(request)
-    col = service.check_write(node, request.path_params["collection"], op)
+    col = service.check_write(node, request.path_params["collection"], op, timeout)
     return col, op, wait, timeout
 
 
@@ -193,6 +193,7 @@ async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
     fields.only(body, "scroll")
+    service.check_read(col, "scroll", body, timeout_param(request))
     return service.scroll(col, body)
 
 
@@ -201,6 +202,7 @@ async def count_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
     col = _collection(request, node)
     fields.only(body, "count")
+    service.check_read(col, "count", body, timeout_param(request))
     return {"count": reads.count(col, body.get("filter"))}
 
 
@@ -209,6 +211,7 @@ async def facet_counts(request: Request, node: Node):
     body = await _read_body(request)
     col = _collection(request, node)
     fields.only(body, "facet")
+    service.check_read(col, "facet", body, timeout_param(request))
     return service.facet(col, body)
 
 
@@ -241,30 +244,46 @@ def _searches(body: dict) -> list:
     return body["searches"]
 
 
+def _searched(request: Request, node: Node, body: dict) -> Collection:
+    """The collection a search-like body reads, once the body passes its strict mode."""
+    col = _collection(request, node)
+    service.check_read(col, "search", body, timeout_param(request))
+    return col
+
+
+def _batch(request: Request, node: Node, searches: list) -> Collection:
+    col = _collection(request, node)
+    service.check_batch(col, searches, timeout_param(request))
+    return col
+
+
 @handler
 async def query_points(request: Request, node: Node):
-    req = _query(await _read_body(request))
-    return {"points": service.search(node, _collection(request, node), req)}
+    body = await _read_body(request)
+    req = _query(body)
+    return {"points": service.search(node, _searched(request, node, body), req)}
 
 
 @handler
 async def query_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "groups")
-    return service.query_groups(node, request.path_params["collection"], body)
+    return service.query_groups(node, request.path_params["collection"], body, timeout_param(request))
 
 
 @handler
 async def query_batch(request: Request, node: Node):
-    reqs = [_query(s) for s in _searches(await _read_body(request))]
-    col = _collection(request, node)
+    searches = _searches(await _read_body(request))
+    reqs = [_query(s) for s in searches]
+    col = _batch(request, node, searches)
     return [{"points": service.search(node, col, req)} for req in reqs]
 
 
 @handler
 async def search_points(request: Request, node: Node):
-    req = _search(await _read_body(request))
-    return service.search(node, _collection(request, node), req)
+    body = await _read_body(request)
+    req = _search(body)
+    return service.search(node, _searched(request, node, body), req)
 
 
 def _recommend(body) -> SearchRequest:
@@ -277,21 +296,24 @@ def _recommend(body) -> SearchRequest:
 @handler
 async def recommend_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
-    req = _recommend(await _read_body(request))
-    return service.search(node, _collection(request, node), req)
+    body = await _read_body(request)
+    req = _recommend(body)
+    return service.search(node, _searched(request, node, body), req)
 
 
 @handler
 async def recommend_batch(request: Request, node: Node):
-    reqs = [_recommend(s) for s in _searches(await _read_body(request))]
-    col = _collection(request, node)
+    searches = _searches(await _read_body(request))
+    reqs = [_recommend(s) for s in searches]
+    col = _batch(request, node, searches)
     return [service.search(node, col, req) for req in reqs]
 
 
 @handler
 async def search_batch(request: Request, node: Node):
-    reqs = [_search(s) for s in _searches(await _read_body(request))]
-    col = _collection(request, node)
+    searches = _searches(await _read_body(request))
+    reqs = [_search(s) for s in searches]
+    col = _batch(request, node, searches)
     return [service.search(node, col, req) for req in reqs]
 
 

@@ -30,7 +30,7 @@ _FIELD_FIELDS = ("key", "match", "range", "geo_bounding_box", "geo_radius", "geo
 _RANGE_FIELDS = ("lt", "gt", "gte", "lte")
 
 
-def field_condition(raw: dict, where: str) -> Matcher:
+def field_condition(raw: dict, where: str, text: dict | None = None) -> Matcher:
     check_fields(raw, _FIELD_FIELDS, where)
     path = key_path(raw["key"], f"{where}.key")
     given = {k: v for k, v in raw.items() if k != "key" and v is not None}
@@ -42,7 +42,7 @@ def field_condition(raw: dict, where: str) -> Matcher:
     predicates: list[Callable[[Any], bool]] = []
     fast: Matcher | None = None
     if "match" in given:
-        pred, fast = match(given["match"], path, f"{where}.match")
+        pred, fast = match(given["match"], path, f"{where}.match", (text or {}).get(path))
         predicates.append(pred)
     if "range" in given:
         pred, fast = _range(given["range"], path, f"{where}.range")

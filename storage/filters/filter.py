@@ -54,16 +54,17 @@ class Filter:
         return orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)
 
 
-def compile_filter(raw: dict | None, where: str = "filter") -> Filter | None:
+def compile_filter(raw: dict | None, where: str = "filter", text: dict | None = None) -> Filter | None:
     """Validate a REST filter (parsed JSON) and compile it; None for no filter.
 
     Raises BadRequest (400) for malformed filters and Unprocessable (422) for values
     the server's validator rejects. ``where`` names the filter in error messages
-    (the request field holding it).
+    (the request field holding it). ``text`` maps key paths with a full-text index to
+    their tokenizer (storage.filters.text_index); other keys match text without one.
     """
     if raw is None:
         return None
-    matcher = _filter(raw, where)
+    matcher = _filter(raw, where, text or {})
     return Filter(matcher, _candidate_ids(raw), raw)
 
 
@@ -73,33 +74,33 @@ _FILTER_FIELDS = ("should", "min_should", "must", "must_not")
 _MIN_SHOULD_FIELDS = ("conditions", "min_count")
 
 
-def _filter(raw: Any, where: str) -> Matcher:
+def _filter(raw: Any, where: str, text: dict) -> Matcher:
     raw = expect_object(raw, where, "struct Filter")
     check_fields(raw, _FILTER_FIELDS, where)
     parts: list[Matcher] = []
 
     if raw.get("must") is not None:
-        parts.extend(_clause(raw["must"], f"{where}.must"))
+        parts.extend(_clause(raw["must"], f"{where}.must", text))
     if raw.get("must_not") is not None:
-        parts.append(none_of(_clause(raw["must_not"], f"{where}.must_not")))
+        parts.append(none_of(_clause(raw["must_not"], f"{where}.must_not", text)))
     if raw.get("should") is not None:
-        should = _clause(raw["should"], f"{where}.should")
+        should = _clause(raw["should"], f"{where}.should", text)
         # An empty list states no alternatives: it constrains nothing (server behaviour,
         # whereas "any of nothing" would reject every point).
         if should:
             parts.append(any_of(should))
     if raw.get("min_should") is not None:
-        parts.append(_min_should(raw["min_should"], f"{where}.min_should"))
+        parts.append(_min_should(raw["min_should"], f"{where}.min_should", text))
     return all_of(parts)
 
 
-def _clause(raw: Any, where: str) -> list[Matcher]:
+def _clause(raw: Any, where: str, text: dict) -> list[Matcher]:
     if isinstance(raw, list):
-        return [_condition(item, f"{where}[{i}]") for i, item in enumerate(raw)]
-    return [_condition(raw, where)]
+        return [_condition(item, f"{where}[{i}]", text) for i, item in enumerate(raw)]
+    return [_condition(raw, where, text)]
 
 
-def _min_should(raw: Any, where: str) -> Matcher:
+def _min_should(raw: Any, where: str, text: dict) -> Matcher:
     raw = expect_object(raw, where, "struct MinShould")
     check_fields(raw, _MIN_SHOULD_FIELDS, where)
     conditions = require(raw, "conditions", where)
@@ -109,7 +110,7 @@ def _min_should(raw: Any, where: str) -> Matcher:
     min_count = integer(require(raw, "min_count", where), f"{where}.min_count", minimum=0)
     if min_count < 1:
         raise validation_error(f"{where}.min_count", f"value {min_count} invalid, must be 1 or larger")
-    conds = [_condition(c, f"{where}.conditions[{i}]") for i, c in enumerate(conditions)]
+    conds = [_condition(c, f"{where}.conditions[{i}]", text) for i, c in enumerate(conditions)]
     # Note: the server (at least up to 1.18, qdrant#9369) answered every point for an
     # empty list with min_count >= 1; the documented meaning, and local mode, is none.
     return at_least(conds, min_count)
@@ -137,34 +138,39 @@ _CONDITION_SHAPES = (
 )
 
 
-def _condition(raw: Any, where: str) -> Matcher:
+def _condition(raw: Any, where: str, text: dict) -> Matcher:
     # Qdrant's Condition is an untagged union; the keys present decide the variant.
     if not isinstance(raw, dict):
         raise format_error(where, f"invalid type: {describe(raw)}. {_CONDITION_SHAPES}")
     if "key" in raw:
-        return field_condition(raw, where)
+        return field_condition(raw, where, text)
     for name, compile_one in _SINGLE_FIELD_CONDITIONS.items():
         if name in raw:
             if len(raw) != 1:
                 other = next(k for k in raw if k != name)
                 raise format_error(where, f"unknown field `{other}` in a `{name}` condition")
+            if name == "nested":
+                return _nested_condition(raw[name], f"{where}.{name}", text)
             return compile_one(raw[name], f"{where}.{name}")
     if all(k in _FILTER_FIELDS for k in raw):
-        return _filter(raw, where)
+        return _filter(raw, where, text)
     unknown = next(k for k in raw if k not in _FILTER_FIELDS)
     raise format_error(where, f"unknown condition field `{unknown}`. {_CONDITION_SHAPES}")
 
 
-def _nested_condition(raw: Any, where: str) -> Matcher:
+def _nested_condition(raw: Any, where: str, text: dict | None = None) -> Matcher:
     # Here rather than in storage.filters.conditions: it compiles a whole filter, and that
     # module is imported by this one.
     raw = expect_object(raw, where, "struct Nested")
     check_fields(raw, ("key", "filter"), where)
     path = key_path(require(raw, "key", where), f"{where}.key")
-    inner = _filter(require(raw, "filter", where), f"{where}.filter")
     # `data` and `data[]` both name the array whose elements are tested one at a time.
     if len(path) > 1 and path[-1] is None:
         path = path[:-1]
+    # Inside, keys are relative to an element: a text index on `data[].title` is `title` here.
+    prefix = (*path, None)
+    inner_text = {p[len(prefix):]: t for p, t in (text or {}).items() if p[:len(prefix)] == prefix}
+    inner = _filter(require(raw, "filter", where), f"{where}.filter", inner_text)
     get = compile_getter(path)
 
     def nested(p, q, v):

@@ -16,14 +16,15 @@ from typing import Any, Callable
 from storage.filters.json_body import check_fields, describe, expect_object, format_error, invalid_type
 from storage.filters.matchers import Matcher
 from storage.paths import Path
-from storage.filters.text import match_phrase, match_text, match_text_any
+from storage.filters.text import indexed_matcher, match_phrase, match_text, match_text_any
 
 _MATCH_FIELDS = ("value", "any", "except", "text", "text_any", "phrase", "prefix", "substring")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
-def match(raw: Any, path: Path, where: str) -> tuple[Callable[[Any], bool], Matcher | None]:
-    """(value predicate, optional specialised matcher for the whole condition)."""
+def match(raw: Any, path: Path, where: str, tokenizer=None) -> tuple[Callable[[Any], bool], Matcher | None]:
+    """(value predicate, optional specialised matcher for the whole condition).
+    ``tokenizer``: the text index on ``path``, if it has one."""
     raw = expect_object(raw, where, "a match condition")
     check_fields(raw, _MATCH_FIELDS, where)
     if len(raw) != 1:
@@ -39,6 +40,8 @@ def match(raw: Any, path: Path, where: str) -> tuple[Callable[[Any], bool], Matc
         return _match_any(values, single) if kind == "any" else (_match_except(values), None)
     if not isinstance(operand, str):
         raise invalid_type(at, operand, "a string")
+    if tokenizer is not None and kind in ("text", "text_any", "phrase"):
+        return indexed_matcher(kind, operand, tokenizer), None
     if kind == "text":
         return match_text(operand), None
     if kind == "text_any":

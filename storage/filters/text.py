@@ -60,3 +60,29 @@ def match_phrase(query: str) -> Callable[[Any], bool]:
         return False
 
     return pred
+
+
+# ---------------------------------------------------------------- with a text index
+
+def indexed_matcher(kind: str, query: str, tokenizer) -> Callable[[Any], bool]:
+    """``text``/``text_any``/``phrase`` on a key with a text index (see
+    storage.filters.text_index for the tokenizer and the matching rules)."""
+    if kind == "phrase":
+        phrase = tuple(tokenizer.document(query))
+        if not phrase or not tokenizer.phrase_matching:
+            return lambda x: False
+        n = len(phrase)
+
+        def has_phrase(x):
+            if type(x) is not str:
+                return False
+            words = tokenizer.sequence(x)
+            return any(words[i:i + n] == phrase for i in range(len(words) - n + 1))
+
+        return has_phrase
+    wanted = frozenset(tokenizer.query(query))
+    if not wanted:
+        return lambda x: False
+    if kind == "text":
+        return lambda x: type(x) is str and wanted <= tokenizer.set(x)
+    return lambda x: type(x) is str and not wanted.isdisjoint(tokenizer.set(x))

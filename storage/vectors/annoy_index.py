@@ -100,6 +100,27 @@ class AnnIndex:
         return slots[keep]
 
 
+def indexed_from(col, store, params: IndexParams) -> int | None:
+    """How many vectors a store of ``col`` needs before it is indexed (None: never).
+
+    A collection's ``optimizers_config.indexing_threshold`` counts as in Qdrant: in
+    kilobytes of vectors (1 kB = 256 float32 numbers), 0 turning indexing off.
+    Without one, the node's ``POINTLOG_INDEX_THRESHOLD`` (a vector count) applies.
+    """
+    kilobytes = (col.config.extra.get("optimizers_config") or {}).get("indexing_threshold")
+    if kilobytes is None:
+        return params.threshold
+    if kilobytes == 0:
+        return None
+    return max(1, -(-kilobytes * 1024 // (store.dim * 4)))
+
+
+def indexing(col, store, params: IndexParams) -> bool:
+    """Whether a store is large enough to be indexed (and searched through its index)."""
+    threshold = indexed_from(col, store, params)
+    return threshold is not None and len(store) > 0 and len(store) >= threshold
+
+
 def index_status(col) -> tuple:
     """(vectors covered by loaded indexes, whether a build is running) of a collection."""
     indexed, building = 0, False

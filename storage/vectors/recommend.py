@@ -18,7 +18,7 @@ import numpy as np
 
 from storage.collection import Collection
 from storage.errors import BadRequest
-from storage.filters import compile_filter, merge_filters
+from storage.filters import merge_filters
 from storage.ids import parse_id
 from storage.values import parse_vector
 from storage.vectors.annoy_index import IndexParams
@@ -92,7 +92,7 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots, records)
         return search(col, replace(req, vector=vector, recommend=None, filter=flt), params)
     if not rec.positive and not rec.negative:
         raise BadRequest("Bad request: No positive or negative examples given")
-    keys, similarity = kind.candidates(col, req.using, compile_filter(flt), exact_slots)
+    keys, similarity = kind.candidates(col, req.using, col.compile_filter(flt), exact_slots)
     pos = [similarity(v) for v in rec.positive]
     neg = [similarity(v) for v in rec.negative]
     if rec.strategy == "best_score":

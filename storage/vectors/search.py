@@ -30,7 +30,7 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, NotFound, Unprocessable
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
-from storage.vectors.annoy_index import AnnIndex, IndexParams
+from storage.vectors.annoy_index import AnnIndex, IndexParams, indexing
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit, holds, scroll_keys
@@ -297,7 +297,7 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {vector_params.size}, "
                              f"got {query.shape[0]}")
     query = prepare_query(store, query)
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     if flt is not None and flt.matches_all:
         flt = None
     plan = None if flt is None else col.payload_index.plan(flt)
@@ -307,7 +307,7 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
 
 def listing(col: Collection, req: SearchRequest) -> list:
     """A query without a query: matching points in id order, score 1 (as Qdrant's)."""
-    keys = scroll_keys(col, compile_filter(req.filter), None, req.offset + req.limit)
+    keys = scroll_keys(col, col.compile_filter(req.filter), None, req.offset + req.limit)
     out = []
     for key in itertools.islice(keys, req.offset, req.offset + req.limit):
         point = col.points[key]
@@ -342,7 +342,7 @@ def multi_search(col: Collection, req: SearchRequest) -> list:
             raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {size}, got {query.shape[1]}")
         query = store.prepare(query)
     keys = [key for key in store.vectors if key != exclude]
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     if flt is not None and not flt.matches_all:
         keep = holds(col, flt)
         keys = [key for key in keys if keep(key)]
@@ -389,7 +389,7 @@ def sparse_search(col: Collection, req: SearchRequest) -> list:
     if req.score_threshold is not None:
         above = found >= req.score_threshold
         slots, found = slots[above], found[above]
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     keep = holds(col, flt) if flt is not None and not flt.matches_all else None
     want = req.offset + req.limit
     ranked = _best(found, slots, store.keys, keep, want, 4 * want + 64)
@@ -426,7 +426,7 @@ def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filt
     """Slots to score: all matching ones (exact), or Annoy's valid ones plus the delta.
     ``plan`` is the payload index's answer for ``flt`` (None if it has none)."""
     index: AnnIndex | None = store.index
-    if exact or index is None or len(store) < params.threshold or len(index) == 0:
+    if exact or index is None or not indexing(col, store, params) or len(index) == 0:
         return exact_slots(col, store, flt, plan, exclude)
     ef = max(ef or params.ef * EF_SCALE.get(store.distance, 1), want)
     share = 1.0

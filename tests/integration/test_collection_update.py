@@ -39,7 +39,8 @@ def test_bad_updates_publish_nothing(server, broker):
     cases = [
         ({"vectors": {"nope": {"on_disk": True}}}, 400, "Not existing vector name error: nope"),
         ({"params": {"replication_factor": 0}}, 422, "replication_factor"),
-        ({"strict_mode_config": {"enabled": True}}, 400, "strict_mode_config"),
+        ({"strict_mode_config": {"enabled": True, "write_rate_limit": 5}}, 400, "strict_mode_config.write_rate_limit"),
+        ({"strict_mode_config": {"max_query_limit": 0}}, 422, "max_query_limit"),
         ({"sparse_vectors": {"s": {}}}, 400, "sparse_vectors"),
         ({"optimizer_config": {}}, 400, "optimizer_config"),  # a typo: refused, never ignored
     ]

@@ -430,10 +430,10 @@ BAD = [
         collection_name="fresh", sharding_method=pb.ShardingMethod.Custom,
         vectors_config=pb.VectorsConfig(params=pb.VectorParams(size=3, distance=pb.Distance.Dot))),
      INVALID, "custom sharding is not supported"),
-    ("strict mode", "collections", "Create", pb.CreateCollection(
-        collection_name="fresh", strict_mode_config=pb.StrictModeConfig(enabled=True),
+    ("strict mode rate limit", "collections", "Create", pb.CreateCollection(
+        collection_name="fresh", strict_mode_config=pb.StrictModeConfig(enabled=True, read_rate_limit=5),
         vectors_config=pb.VectorsConfig(params=pb.VectorParams(size=3, distance=pb.Distance.Dot))),
-     INVALID, "`strict_mode_config` is not supported by pointlog"),
+     INVALID, "`strict_mode_config.read_rate_limit` is not supported by pointlog"),
     ("alias of a missing collection", "collections", "UpdateAliases", pb.ChangeAliases(actions=[pb.AliasOperations(
         create_alias=pb.CreateAlias(collection_name="nope", alias_name="a"))]), NOT_FOUND,
      "Collection `nope` doesn't exist!"),

@@ -1,0 +1,73 @@
+"""``GET /telemetry``, ``GET /cluster`` and ``GET /collections/{c}/cluster`` in Qdrant's
+shapes, with what pointlog can honestly report about itself.
+
+Telemetry: the node's id, its name, version and start time, each collection's vector
+count, optimizer status and params, and REST request counts and mean durations per
+route and status (from the same histogram as ``/metrics``; Qdrant's min and max
+durations are not kept, so they are left out). pointlog is no Qdrant cluster: Kafka
+replicates the log, and every node holds every shard of a collection (its single
+shard), so ``/cluster`` answers ``disabled`` and a collection's cluster info lists one
+active local shard.
+"""
+from datetime import datetime, timezone
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from api import service
+from api.rest.routes import VERSION, handler
+from streams.node import Node
+
+STARTED = datetime.now(timezone.utc)
+
+
+def _responses(registry) -> dict:
+    counts, sums = {}, {}
+    for metric in registry.collect():
+        if metric.name != "pointlog_http_request_duration_seconds":
+            continue
+        for sample in metric.samples:
+            key = (f"{sample.labels['method']} {sample.labels['route']}", sample.labels["status"])
+            if sample.name.endswith("_count"):
+                counts[key] = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                sums[key] = sample.value
+    out: dict = {}
+    for (route, status), count in sorted(counts.items()):
+        if count == 0:
+            continue
+        total = sums.get((route, status), 0.0) * 1e6
+        out.setdefault(route, {})[status] = {"count": count, "avg_duration_micros": total / count,
+                                             "total_duration_micros": int(total)}
+    return out
+
+
+@handler
+async def telemetry(request: Request, node: Node):
+    collections = []
+    for name in sorted(node.state.collections):
+        info = service.collection_info(node.state.collections[name])
+        collections.append({"vectors": sum(len(s) for _n, s in node.state.collections[name].named_stores()),
+                            "optimizers_status": info["optimizer_status"], "params": info["config"]["params"]})
+    return {"id": str(service.node_id(node)),
+            "app": {"name": "pointlog", "version": VERSION, "startup": STARTED.isoformat()},
+            "collections": {"number_of_collections": len(collections), "collections": collections},
+            "cluster": {"enabled": False},
+            "requests": {"rest": {"responses": _responses(request.app.state.metrics)}, "grpc": {"responses": {}}}}
+
+
+@handler
+async def cluster(request: Request, node: Node):
+    return {"status": "disabled"}
+
+
+@handler
+async def collection_cluster(request: Request, node: Node):
+    return service.collection_cluster(node, request.path_params["collection"])
+
+
+ROUTES = [
+    Route("/telemetry", telemetry, methods=["GET"]),
+    Route("/cluster", cluster, methods=["GET"]),
+    Route("/collections/{collection}/cluster", collection_cluster, methods=["GET"]),
+]
