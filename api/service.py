@@ -2,6 +2,8 @@
 collection, check the operation against it, publish it, answer. REST
 (api/rest) and gRPC call these, so both give the same answer to the same request.
 """
+import secrets
+
 from storage import aliases
 from storage import operations as ops
 from storage import reads
@@ -10,7 +12,8 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, Unprocessable
 from storage.ids import parse_id
 from storage.paths import compile_getter, parse_path
-from storage.vectors import groups, query, recommend
+from storage.vectors import groups, query
+from storage.vectors import matrix as distance_matrix
 from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
 from streams.node import Node
@@ -109,6 +112,13 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
+def matrix(node: Node, name: str, body: dict) -> tuple:
+    """The distance matrix of a random sample (storage/vectors/matrix.py): (ids, rows)."""
+    request = distance_matrix.parse(body)
+    col = collection(node, name)
+    return distance_matrix.matrix(col, request, secrets.randbits(64), node.settings.index)
+
+
 def query_groups(node: Node, name: str, body: dict) -> dict:
     """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
     ``with_lookup`` adds each group's point (id = the group id) from another collection."""
@@ -148,15 +158,17 @@ def _is_point_id(value) -> bool:
 
 
 def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
+    """Also draws the seed of a random sample: storage stays deterministic."""
     for inner in req.prefetch or ():
         _resolve_lookups(node, col, inner)
+    if req.sample:
+        req.seed = secrets.randbits(64)
     if req.lookup_from is not None:
         name, vector = req.lookup_from
         source = collection(node, name)
-        if req.recommend is not None and source is not col:
+        if req.examples is not None and source is not col:
             # Examples named by id come from the other collection, and are not left out here.
-            req.recommend, _ids = recommend.resolve(req.recommend,
-                                                    lambda pid: vector_of(source, pid, vector or req.using))
+            req.examples, _ids = req.examples.resolve(lambda pid: vector_of(source, pid, vector or req.using))
         if req.point_id is not None:
             req.vector = vector_of(source, req.point_id, vector or req.using)
             # Only an id of the searched collection itself is left out of the answer.

@@ -12,7 +12,8 @@ _C = "/collections/{collection}"
 # POST endpoints that only read (every other POST, PUT, PATCH or DELETE writes).
 READING_POSTS = {_C + suffix for suffix in (
     "/points", "/points/scroll", "/points/count", "/points/query", "/points/query/batch", "/points/query/groups",
-    "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet")}
+    "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet",
+    "/points/discover", "/points/discover/batch", "/points/search/matrix/pairs", "/points/search/matrix/offsets")}
 
 
 class KeyCheck:

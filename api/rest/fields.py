@@ -49,6 +49,10 @@ ACCEPTED = {
     # The legacy recommend endpoint: Qdrant's RecommendRequest.
     "recommend": {"shard_key", "positive", "negative", "strategy", "filter", "params", "limit", "offset",
                   "with_payload", "with_vector", "with_vectors", "score_threshold", "using", "lookup_from"},
+    # The legacy discover endpoint: Qdrant's DiscoverRequest (no score_threshold).
+    "discover": {"shard_key", "target", "context", "filter", "params", "limit", "offset", "with_payload",
+                 "with_vector", "with_vectors", "using", "lookup_from"},
+    "matrix": {"shard_key", "filter", "sample", "limit", "using"},
 
     # No quantization, no HNSW graph: these change nothing in pointlog, as in a Qdrant
     # collection without quantization or with every segment indexed.

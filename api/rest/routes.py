@@ -19,6 +19,7 @@ from storage import reads
 from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError
 from storage.ids import encode_id, parse_id
+from storage.vectors import matrix as distance_matrix
 from storage.vectors.search import SearchRequest
 from streams.node import Node
 
@@ -295,6 +296,43 @@ async def search_batch(request: Request, node: Node):
     return [service.search(node, col, req) for req in reqs]
 
 
+def _discover(body) -> SearchRequest:
+    body = _object(body)
+    req = SearchRequest.from_discover(body)
+    _only_search_fields(body, "discover")
+    return req
+
+
+@handler
+async def discover_points(request: Request, node: Node):
+    """The legacy endpoint: the answer is the list of points, as /points/search gives."""
+    req = _discover(await _read_body(request))
+    return service.search(node, _collection(request, node), req)
+
+
+@handler
+async def discover_batch(request: Request, node: Node):
+    reqs = [_discover(s) for s in _searches(await _read_body(request))]
+    col = _collection(request, node)
+    return [service.search(node, col, req) for req in reqs]
+
+
+async def _matrix(request: Request, node: Node) -> tuple:
+    body = await _read_body(request, required=False)
+    fields.only(body, "matrix")
+    return service.matrix(node, request.path_params["collection"], body)
+
+
+@handler
+async def matrix_pairs(request: Request, node: Node):
+    return distance_matrix.pairs(*await _matrix(request, node))
+
+
+@handler
+async def matrix_offsets(request: Request, node: Node):
+    return distance_matrix.offsets(*await _matrix(request, node))
+
+
 async def _read_body(request: Request, required: bool = True) -> dict:
     """A read request's JSON object; shard keys are refused like in writes."""
     return _object(await json_body(request, required=required))
@@ -347,5 +385,9 @@ ROUTES = [
     Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
     Route(_C + "/points/recommend", recommend_points, methods=["POST"]),
     Route(_C + "/points/recommend/batch", recommend_batch, methods=["POST"]),
+    Route(_C + "/points/discover", discover_points, methods=["POST"]),
+    Route(_C + "/points/discover/batch", discover_batch, methods=["POST"]),
+    Route(_C + "/points/search/matrix/pairs", matrix_pairs, methods=["POST"]),
+    Route(_C + "/points/search/matrix/offsets", matrix_offsets, methods=["POST"]),
     Route(_C + "/points/{point_id}", get_point, methods=["GET"]),
 ]

@@ -34,7 +34,7 @@ from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
 from storage.reads import Shape, _limit, holds, scroll_keys
-from storage.vectors import recommend
+from storage.vectors import discover, examples, feedback, formula, mmr, recommend
 from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
 from storage.vectors.store import VectorStore, normalize
@@ -74,48 +74,69 @@ class SearchRequest:
     # rescored by this request's own query.
     prefetch: list | None = None
     fusion: tuple | None = None
-    recommend: object | None = None  # storage.vectors.recommend.Recommend
+    # A query scored against examples (storage/vectors/examples.py): recommend, discover,
+    # context or relevance feedback.
+    examples: object | None = None
+    mmr: object | None = None  # storage.vectors.mmr.Mmr: re-rank the nearest candidates for diversity
+    sample: bool = False  # ``sample: random``: matching points in a random order (``seed``'s)
+    seed: int = 0  # chosen by the front door, so storage itself stays deterministic
+    formula: object | None = None  # storage.vectors.formula.Formula: rescore the prefetches' candidates
 
     @property
     def is_listing(self) -> bool:
         """A query without ``query``: points in id order, as a scroll would give them."""
-        return self.vector is None and self.point_id is None and self.recommend is None
+        return (self.vector is None and self.point_id is None and self.examples is None and not self.sample
+                and self.formula is None)
 
     @staticmethod
     def from_query(body: dict, where: str = "") -> "SearchRequest":
         """A /points/query body (or one of its prefetches, ``where`` naming it)."""
         prefetch = _prefetches(body.get("prefetch"), where)
         query = body.get("query", body.get("nearest"))
-        fusion, reco = None, None
-        if isinstance(query, dict) and "recommend" in query and len(query) == 1:
-            reco, query = recommend.parse(query["recommend"], where), None
-        elif isinstance(query, dict) and not is_sparse(query):
-            fusion = _fusion(query, where)
-            if fusion is not None:
+        fusion, scored, mmr_params, sample, formula_query = None, None, None, False, None
+        if isinstance(query, dict) and not is_sparse(query):
+            kind = next(iter(query), "{}")
+            if kind in _EXAMPLE_QUERIES and len(query) == 1:
+                scored, query = _EXAMPLE_QUERIES[kind](query[kind], where), None
+            elif kind == "sample" and len(query) == 1:
+                if query["sample"] != "random":
+                    raise BadRequest(f"Format error in JSON body: {where}query.sample: unknown variant "
+                                     f"`{query['sample']}`, expected `random`")
+                sample, query = True, None
+            elif "formula" in query:
+                if set(query) - {"formula", "defaults"}:
+                    raise BadRequest(f"Format error in JSON body: {where}query must be {{formula, defaults}}")
+                formula_query = formula.parse(query["formula"], query.get("defaults"), where)
+                if not prefetch:
+                    raise BadRequest(f"Bad request: {where}a formula query needs `prefetch` to rescore")
+                query = None
+            elif (fusion := _fusion(query, where)) is not None:
                 if not prefetch:
                     raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
                 query = None
             elif "nearest" not in query:
-                kind = next(iter(query), "{}")
                 raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
-                                 "queries (by vector or point id), `fusion` / `rrf` of prefetches and queries "
-                                 "without `query` are supported")
+                                 "(with `mmr`), `recommend`, `discover`, `context`, `relevance_feedback`, "
+                                 "`sample`, `formula` and `fusion` / `rrf` queries, and queries without `query`")
             else:
                 for option in query:
-                    if option != "nearest":  # mmr, ...: refused, never ignored
+                    if option not in ("nearest", "mmr"):  # refused, never ignored
                         raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
+                if query.get("mmr") is not None:
+                    mmr_params = mmr.parse(query["mmr"], where)
                 query = query["nearest"]
         vector, point_id = None, None
         if isinstance(query, list) or is_sparse(query):
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
-        elif prefetch and fusion is None and reco is None:
+        elif prefetch and fusion is None and scored is None and formula_query is None and not sample:
             raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
-        req.prefetch, req.fusion, req.recommend = prefetch, fusion, reco
+        req.prefetch, req.fusion, req.examples = prefetch, fusion, scored
+        req.mmr, req.sample, req.formula = mmr_params, sample, formula_query
         return req
 
     @staticmethod
@@ -138,7 +159,19 @@ class SearchRequest:
         raw = {k: body[k] for k in ("positive", "negative", "strategy") if body.get(k) is not None}
         req = SearchRequest._build(body, None, None, _using(body.get("using")), body.get("with_payload", False),
                                    body.get("with_vector", body.get("with_vectors", False)))
-        req.recommend = recommend.parse(raw, "")
+        req.examples = recommend.parse(raw, "")
+        req.lookup_from = _lookup_from(body.get("lookup_from"))
+        return req
+
+    @staticmethod
+    def from_discover(body: dict) -> "SearchRequest":
+        """A legacy /points/discover body: ``target`` (optional: context only) and
+        ``context`` pairs at the top level."""
+        req = SearchRequest._build(body, None, None, _using(body.get("using")), body.get("with_payload", False),
+                                   body.get("with_vector", body.get("with_vectors", False)))
+        target, context = body.get("target"), body.get("context")
+        pairs = [] if context is None else discover.parse_pairs(context, "context")
+        req.examples = discover.Discover(None if target is None else examples.example(target, "target"), pairs)
         req.lookup_from = _lookup_from(body.get("lookup_from"))
         return req
 
@@ -164,6 +197,10 @@ class SearchRequest:
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
                              threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
                              ef or None)
+
+
+_EXAMPLE_QUERIES = {"recommend": recommend.parse, "discover": discover.parse_discover,
+                    "context": discover.parse_context, "relevance_feedback": feedback.parse}
 
 
 def _prefetches(raw, where: str) -> list | None:
@@ -264,8 +301,12 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     req.shape.check(col)
     if req.is_listing:
         return listing(col, req)
-    if req.recommend is not None:
-        return recommend.run(col, req, params, search, exact_slots, _records)
+    if req.sample:
+        return sample(col, req)
+    if req.examples is not None:
+        return examples.run(col, req, params, search, exact_slots, _records)
+    if req.mmr is not None:
+        return mmr.run(col, req, params, search)
     if req.using in col.config.sparse:
         return sparse_search(col, req)
     if req.using in col.multi:
@@ -307,6 +348,22 @@ def listing(col: Collection, req: SearchRequest) -> list:
     out = []
     for key in itertools.islice(keys, req.offset, req.offset + req.limit):
         point = col.points[key]
+        rec = req.shape.record(col, point)
+        rec["score"] = 1.0
+        rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
+def sample(col: Collection, req: SearchRequest) -> list:
+    """``sample: random``: ``limit`` matching points in a random order, score 1 (as
+    Qdrant's). The order comes from ``req.seed``, which the front door draws per request."""
+    flt = compile_filter(req.filter)
+    keys = list(scroll_keys(col, flt, None, len(col)))
+    picks = np.random.default_rng(req.seed).permutation(len(keys))[:req.limit]
+    out = []
+    for i in picks.tolist():
+        point = col.points[keys[i]]
         rec = req.shape.record(col, point)
         rec["score"] = 1.0
         rec["version"] = point.version

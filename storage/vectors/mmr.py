@@ -1,0 +1,85 @@
+"""Maximal marginal relevance (``query: {"nearest": v, "mmr": {diversity, candidates_limit}}``):
+the ``candidates_limit`` nearest points (default ``limit``) re-ranked for diversity.
+
+The most relevant candidate comes first; then, again and again, the candidate with
+the best ``(1 - diversity) * sim(query) - diversity * max sim(already chosen)``.
+Similarities are the engine's (storage/vectors/examples.py); the points keep their
+nearest-search scores. Ties are broken as Qdrant's core breaks them, which
+qdrant-client's local mode reproduces: the pending candidates are an ordered set
+whose chosen entry is swap-removed (the last one takes its place), and of equal
+scores the last one wins. ``offset`` applies to the re-ranked list.
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from storage.collection import Collection
+from storage.errors import BadRequest, Unprocessable
+from storage.ids import encode_id
+from storage.vectors.annoy_index import IndexParams
+from storage.vectors.examples import dense_store, similarity
+
+DEFAULT_DIVERSITY = 0.5
+
+
+@dataclass
+class Mmr:
+    diversity: float
+    candidates_limit: int | None
+
+
+def parse(raw, where: str) -> Mmr:
+    if not isinstance(raw, dict) or set(raw) - {"diversity", "candidates_limit"}:
+        raise BadRequest(f"Format error in JSON body: {where}query.mmr must be {{diversity, candidates_limit}}")
+    diversity = raw.get("diversity")
+    if diversity is None:
+        diversity = DEFAULT_DIVERSITY
+    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)):
+        raise BadRequest(f"Format error in JSON body: {where}query.mmr.diversity must be a number")
+    if not 0.0 <= diversity <= 1.0:
+        raise Unprocessable(f"Validation error in JSON body: [{where}query.mmr.diversity: value {diversity} "
+                            "invalid, must be from 0.0 to 1.0]")
+    limit = raw.get("candidates_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise BadRequest(f"Format error in JSON body: {where}query.mmr.candidates_limit must be a "
+                         "non-negative integer")
+    return Mmr(float(diversity), limit)
+
+
+def run(col: Collection, req, params: IndexParams, search) -> list:
+    store = dense_store(col, req.using, "mmr")
+    query = req.vector if req.point_id is None else col.stored_vector(req.point_id, req.using)
+    want = req.offset + req.limit
+    candidates = search(col, replace(req, mmr=None, offset=0, limit=req.mmr.candidates_limit
+                                     if req.mmr.candidates_limit is not None else req.limit), params)
+    if not candidates:
+        return []
+    rows = np.stack([store.get(encode_id(hit["id"])) for hit in candidates])
+    relevance = similarity(store, rows, np.asarray(query, dtype=np.float32)).tolist()
+    between = [similarity(store, rows, row).tolist() for row in rows]
+    lam = 1.0 - req.mmr.diversity
+    pending = list(range(len(candidates)))
+    selected = [_swap_remove(pending, _last_argmax([relevance[i] for i in pending]))]
+    while len(selected) < want and pending:
+        scores = [lam * relevance[i] - (1.0 - lam) * max(between[i][j] for j in selected) for i in pending]
+        if all(s == -np.inf for s in scores):
+            break
+        selected.append(_swap_remove(pending, _last_argmax(scores)))
+    return [candidates[i] for i in selected][req.offset:]
+
+
+def _last_argmax(values: list) -> int:
+    """Rust's ``max_by_key``: of equal maxima, the last."""
+    best = 0
+    for i in range(1, len(values)):
+        if values[i] >= values[best]:
+            best = i
+    return best
+
+
+def _swap_remove(items: list, position: int) -> int:
+    """IndexSet's ``swap_remove``: the last item moves into the freed place."""
+    value = items[position]
+    items[position] = items[-1]
+    items.pop()
+    return value
