@@ -96,7 +96,12 @@ class SearchRequest:
         fusion, scored, mmr_params, sample, formula_query = None, None, None, False, None
         if isinstance(query, dict) and not is_sparse(query):
             kind = next(iter(query), "{}")
-            if kind in _EXAMPLE_QUERIES and len(query) == 1:
+            if kind in _EXAMPLE_QUERIES or kind == "sample":
+                for extra in query:
+                    if extra != kind:
+                        raise BadRequest(f"Bad request: `{where}query.{extra}` is not supported by pointlog "
+                                         f"beside `{kind}`")
+            if kind in _EXAMPLE_QUERIES:
                 scored, query = _EXAMPLE_QUERIES[kind](query[kind], where), None
             elif kind == "sample" and len(query) == 1:
                 if query["sample"] != "random":
