@@ -149,6 +149,36 @@ def query_groups(node: Node, name: str, body: dict) -> dict:
     return {"groups": found}
 
 
+_GROUPED = ("filter", "params", "with_payload", "score_threshold", "group_by", "group_size", "limit", "with_lookup")
+
+
+def _with_vector(body: dict, out: dict) -> None:
+    value = body.get("with_vector", body.get("with_vectors"))
+    if value is not None:
+        out["with_vector"] = value
+
+
+def search_groups_query(body: dict) -> dict:
+    """A legacy /points/search/groups body as the grouped query it is."""
+    raw = body.get("vector")
+    out = {k: body[k] for k in _GROUPED if k in body}
+    _with_vector(body, out)
+    if isinstance(raw, dict) and "name" in raw:
+        out["using"], raw = raw["name"], raw.get("vector")
+    if raw is None:
+        raise BadRequest("Format error in JSON body: missing field `vector`")
+    out["query"] = raw
+    return out
+
+
+def recommend_groups_query(body: dict) -> dict:
+    """A legacy /points/recommend/groups body as the grouped query it is."""
+    out = {k: body[k] for k in _GROUPED + ("using", "lookup_from") if k in body}
+    _with_vector(body, out)
+    out["query"] = {"recommend": {k: body[k] for k in ("positive", "negative", "strategy") if body.get(k) is not None}}
+    return out
+
+
 def _is_point_id(value) -> bool:
     try:
         parse_id(value)

@@ -19,7 +19,9 @@ OPEN = {"/qdrant.Qdrant/HealthCheck"}
 READS = {"/qdrant.Collections/" + m for m in ("Get", "List", "CollectionExists", "ListAliases",
                                               "ListCollectionAliases")} | \
         {"/qdrant.Points/" + m for m in ("Get", "Scroll", "Count", "Search", "SearchBatch", "Query", "QueryBatch",
-                                         "Facet")}
+                                         "QueryGroups", "Facet", "Discover", "DiscoverBatch", "Recommend",
+                                         "RecommendBatch", "RecommendGroups", "SearchGroups", "SearchMatrixPairs",
+                                         "SearchMatrixOffsets")}
 
 
 class KeyCheck(grpc.aio.ServerInterceptor):

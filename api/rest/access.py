@@ -13,7 +13,8 @@ _C = "/collections/{collection}"
 READING_POSTS = {_C + suffix for suffix in (
     "/points", "/points/scroll", "/points/count", "/points/query", "/points/query/batch", "/points/query/groups",
     "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet",
-    "/points/discover", "/points/discover/batch", "/points/search/matrix/pairs", "/points/search/matrix/offsets")}
+    "/points/discover", "/points/discover/batch", "/points/search/matrix/pairs", "/points/search/matrix/offsets",
+    "/points/search/groups", "/points/recommend/groups")}
 
 
 class KeyCheck:

@@ -61,7 +61,11 @@ ACCEPTED = {
 }
 
 # A grouped query: a query's fields (but `offset`: groups are not paged) and the grouping.
-ACCEPTED["groups"] = (ACCEPTED["query"] - {"offset"}) | {"group_by", "group_size", "with_lookup"}
+_GROUPING = {"group_by", "group_size", "with_lookup"}
+ACCEPTED["groups"] = (ACCEPTED["query"] - {"offset"}) | _GROUPING
+# The legacy grouped endpoints: Qdrant's SearchGroupsRequest and RecommendGroupsRequest.
+ACCEPTED["search_groups"] = (ACCEPTED["search"] - {"offset"}) | _GROUPING
+ACCEPTED["recommend_groups"] = (ACCEPTED["recommend"] - {"offset"}) | _GROUPING
 
 
 def only(body, kind: str, where: str = "") -> None:

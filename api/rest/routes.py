@@ -296,6 +296,20 @@ async def search_batch(request: Request, node: Node):
     return [service.search(node, col, req) for req in reqs]
 
 
+@handler
+async def search_groups(request: Request, node: Node):
+    body = await _read_body(request)
+    _only_search_fields(body, "search_groups")
+    return service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
+
+
+@handler
+async def recommend_groups(request: Request, node: Node):
+    body = await _read_body(request)
+    _only_search_fields(body, "recommend_groups")
+    return service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
+
+
 def _discover(body) -> SearchRequest:
     body = _object(body)
     req = SearchRequest.from_discover(body)
@@ -385,6 +399,8 @@ ROUTES = [
     Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
     Route(_C + "/points/recommend", recommend_points, methods=["POST"]),
     Route(_C + "/points/recommend/batch", recommend_batch, methods=["POST"]),
+    Route(_C + "/points/search/groups", search_groups, methods=["POST"]),
+    Route(_C + "/points/recommend/groups", recommend_groups, methods=["POST"]),
     Route(_C + "/points/discover", discover_points, methods=["POST"]),
     Route(_C + "/points/discover/batch", discover_batch, methods=["POST"]),
     Route(_C + "/points/search/matrix/pairs", matrix_pairs, methods=["POST"]),
