@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage.errors import BadRequest
+from storage.errors import BadRequest, only_fields
 from storage.vectors.examples import EPSILON, example, resolve_one, scaled_sigmoid, sigmoid, similarity
 from storage.vectors.store import VectorStore
+
+DISCOVER_FIELDS = ("target", "context")  # Qdrant's DiscoverInput
+PAIR_FIELDS = ("positive", "negative")  # Qdrant's ContextPair
 
 
 @dataclass
@@ -63,16 +66,21 @@ def parse_pairs(raw, where: str) -> list:
         raise BadRequest(f"Format error in JSON body: {where} must be a list of {{positive, negative}} pairs")
     pairs = []
     for i, pair in enumerate(items):
-        if not isinstance(pair, dict) or set(pair) != {"positive", "negative"}:
+        if not isinstance(pair, dict):
             raise BadRequest(f"Format error in JSON body: {where}[{i}] must be {{positive, negative}}")
+        only_fields(pair, PAIR_FIELDS, f"{where}[{i}]")
+        for field in ("positive", "negative"):
+            if pair.get(field) is None:
+                raise BadRequest(f"Format error in JSON body: {where}[{i}]: missing field `{field}`")
         pairs.append((example(pair["positive"], f"{where}[{i}].positive"),
                       example(pair["negative"], f"{where}[{i}].negative")))
     return pairs
 
 
 def parse_discover(raw, where: str) -> Discover:
-    if not isinstance(raw, dict) or set(raw) - {"target", "context"}:
+    if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where}query.discover must be {{target, context}}")
+    only_fields(raw, DISCOVER_FIELDS, f"{where}query.discover")
     for field in ("target", "context"):
         if raw.get(field) is None:
             raise BadRequest(f"Format error in JSON body: {where}query.discover: missing field `{field}`")

@@ -13,11 +13,16 @@ from itertools import permutations
 
 import numpy as np
 
-from storage.errors import BadRequest
+from storage.errors import BadRequest, only_fields
 from storage.vectors.examples import example, resolve_one, similarity
 from storage.vectors.store import VectorStore
 
 CONFIDENCE_MARGIN = 0.0  # a pair counts only if its confidence is above this
+# Qdrant's RelevanceFeedbackInput, FeedbackItem, NaiveFeedbackStrategy and its params
+FIELDS = ("target", "feedback", "strategy")
+ITEM_FIELDS = ("example", "score")
+STRATEGY_FIELDS = ("naive",)
+NAIVE_FIELDS = ("a", "b", "c")
 
 
 @dataclass
@@ -60,8 +65,9 @@ def _number(value, where: str) -> float:
 
 def parse(raw, where: str) -> Feedback:
     where = f"{where}query.relevance_feedback"
-    if not isinstance(raw, dict) or set(raw) - {"target", "feedback", "strategy"}:
+    if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where} must be {{target, feedback, strategy}}")
+    only_fields(raw, FIELDS, where)
     for field in ("target", "feedback", "strategy"):
         if raw.get(field) is None:
             raise BadRequest(f"Format error in JSON body: {where}: missing field `{field}`")
@@ -69,13 +75,16 @@ def parse(raw, where: str) -> Feedback:
         raise BadRequest(f"Format error in JSON body: {where}.feedback must be a list")
     items = []
     for i, item in enumerate(raw["feedback"]):
-        if not isinstance(item, dict) or set(item) != {"example", "score"}:
+        if not isinstance(item, dict) or item.get("example") is None or item.get("score") is None:
             raise BadRequest(f"Format error in JSON body: {where}.feedback[{i}] must be {{example, score}}")
+        only_fields(item, ITEM_FIELDS, f"{where}.feedback[{i}]")
         items.append((example(item["example"], f"{where}.feedback[{i}].example"),
                       _number(item["score"], f"{where}.feedback[{i}].score")))
     strategy = raw["strategy"]
-    naive = strategy.get("naive") if isinstance(strategy, dict) and set(strategy) == {"naive"} else None
-    if not isinstance(naive, dict) or set(naive) != {"a", "b", "c"}:
+    naive = strategy.get("naive") if isinstance(strategy, dict) else None
+    if not isinstance(naive, dict) or any(naive.get(k) is None for k in ("a", "b", "c")):
         raise BadRequest(f"Format error in JSON body: {where}.strategy must be {{\"naive\": {{a, b, c}}}}")
+    only_fields(strategy, STRATEGY_FIELDS, f"{where}.strategy")
+    only_fields(naive, NAIVE_FIELDS, f"{where}.strategy.naive")
     return Feedback(example(raw["target"], f"{where}.target"), items,
                     *(_number(naive[k], f"{where}.strategy.naive.{k}") for k in ("a", "b", "c")))

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from storage.errors import BadRequest
+from storage.errors import BadRequest, only_fields
 from storage.filters import compile_filter, parse_datetime
 from storage.filters.geo import geo_distance, parse_geo_point
 from storage.ids import encode_id
@@ -37,6 +37,12 @@ DEFAULT_SCORE = 0.0
 DEFAULT_TARGET = 0.0
 DEFAULT_MIDPOINT = 0.5
 DEFAULT_SCALE = 1.0
+# Qdrant's FormulaQuery and the parameter objects of its expressions
+FIELDS = ("formula", "defaults")
+DECAY_FIELDS = ("x", "target", "scale", "midpoint")
+DIV_FIELDS = ("left", "right", "by_zero_default")
+POW_FIELDS = ("base", "exponent")
+GEO_FIELDS = ("origin", "to")
 
 Expr = Callable  # (point, scores) -> float; point is a storage.collection Point with ``names`` set
 
@@ -250,8 +256,9 @@ def _compile_unary(op: str, inner: Expr) -> Expr:
 
 
 def _params(raw, where: str, required: tuple, optional: tuple) -> dict:
-    if not isinstance(raw, dict) or set(raw) - set(required) - set(optional):
+    if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where} must be {{{', '.join(required + optional)}}}")
+    only_fields(raw, required + optional, where)
     for field in required:
         if raw.get(field) is None:
             raise BadRequest(f"Format error in JSON body: {where}: missing field `{field}`")
@@ -259,7 +266,7 @@ def _params(raw, where: str, required: tuple, optional: tuple) -> dict:
 
 
 def _compile_div(raw, defaults: dict, where: str) -> Expr:
-    raw = _params(raw, where, ("left", "right"), ("by_zero_default",))
+    raw = _params(raw, where, DIV_FIELDS[:2], DIV_FIELDS[2:])
     left, right = _compile(raw["left"], defaults, f"{where}.left"), _compile(raw["right"], defaults, f"{where}.right")
     fallback = raw.get("by_zero_default")
     if fallback is not None and not _number(fallback):
@@ -282,7 +289,7 @@ def _compile_div(raw, defaults: dict, where: str) -> Expr:
 
 
 def _compile_pow(raw, defaults: dict, where: str) -> Expr:
-    raw = _params(raw, where, ("base", "exponent"), ())
+    raw = _params(raw, where, POW_FIELDS, ())
     base, exponent = _compile(raw["base"], defaults, f"{where}.base"), _compile(raw["exponent"], defaults,
                                                                                   f"{where}.exponent")
 
@@ -299,7 +306,7 @@ def _compile_pow(raw, defaults: dict, where: str) -> Expr:
 
 
 def _compile_geo_distance(raw, defaults: dict, where: str) -> Expr:
-    raw = _params(raw, where, ("origin", "to"), ())
+    raw = _params(raw, where, GEO_FIELDS, ())
     lon, lat = parse_geo_point(raw["origin"], f"{where}.origin")
     if not isinstance(raw["to"], str):
         raise BadRequest(f"Format error in JSON body: {where}.to must be a payload key")
@@ -339,7 +346,7 @@ def _compile_datetime_key(raw, defaults: dict, where: str) -> Expr:
 
 
 def _compile_decay(op: str, raw, defaults: dict, where: str) -> Expr:
-    raw = _params(raw, where, ("x",), ("target", "scale", "midpoint"))
+    raw = _params(raw, where, DECAY_FIELDS[:1], DECAY_FIELDS[1:])
     x = _compile(raw["x"], defaults, f"{where}.x")
     target = None if raw.get("target") is None else _compile(raw["target"], defaults, f"{where}.target")
     midpoint, scale = raw.get("midpoint"), raw.get("scale")

@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from storage.collection import Collection
-from storage.errors import BadRequest, Unprocessable
+from storage.errors import BadRequest, Unprocessable, only_fields
 from storage.ids import encode_id
 from storage.vectors.annoy_index import IndexParams
 from storage.vectors.examples import dense_store, similarity
 
 DEFAULT_DIVERSITY = 0.5
+FIELDS = ("diversity", "candidates_limit")  # Qdrant's Mmr
 
 
 @dataclass
@@ -29,8 +30,9 @@ class Mmr:
 
 
 def parse(raw, where: str) -> Mmr:
-    if not isinstance(raw, dict) or set(raw) - {"diversity", "candidates_limit"}:
+    if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where}query.mmr must be {{diversity, candidates_limit}}")
+    only_fields(raw, FIELDS, f"{where}query.mmr")
     diversity = raw.get("diversity")
     if diversity is None:
         diversity = DEFAULT_DIVERSITY

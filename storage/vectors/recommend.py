@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage.errors import BadRequest
+from storage.errors import BadRequest, only_fields
 from storage.vectors.examples import example, resolve_one, scaled_sigmoid, similarity
 from storage.vectors.store import VectorStore
 
@@ -63,8 +63,9 @@ class Recommend:
 
 
 def parse(raw, where: str) -> Recommend:
-    if not isinstance(raw, dict) or set(raw) - {"positive", "negative", "strategy"}:
+    if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where}query.recommend must be {{positive, negative, strategy}}")
+    only_fields(raw, ("positive", "negative", "strategy"), f"{where}query.recommend")
     strategy = raw.get("strategy") or "average_vector"
     if strategy not in STRATEGIES:
         raise BadRequest(f"Format error in JSON body: {where}query.recommend.strategy: unknown variant `{strategy}`, "

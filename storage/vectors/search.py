@@ -27,7 +27,7 @@ import numpy as np
 
 from storage.collection import Collection
 from storage.config import DEFAULT_VECTOR
-from storage.errors import BadRequest, NotFound, Unprocessable
+from storage.errors import BadRequest, NotFound, Unprocessable, only_fields
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams
@@ -109,8 +109,7 @@ class SearchRequest:
                                      f"`{query['sample']}`, expected `random`")
                 sample, query = True, None
             elif "formula" in query:
-                if set(query) - {"formula", "defaults"}:
-                    raise BadRequest(f"Format error in JSON body: {where}query must be {{formula, defaults}}")
+                only_fields(query, formula.FIELDS, f"{where}query")
                 formula_query = formula.parse(query["formula"], query.get("defaults"), where)
                 if not prefetch:
                     raise BadRequest(f"Bad request: {where}a formula query needs `prefetch` to rescore")

@@ -128,4 +128,4 @@ def test_formula_errors_as_qdrant(setup):
     r = httpx.post(url, json={"query": {"formula": "$score"}})
     assert r.status_code == 400 and "needs `prefetch`" in r.text
     r = httpx.post(url, json={"prefetch": prefetch, "query": {"formula": "$score", "weights": [1]}})
-    assert r.status_code == 400 and "formula, defaults" in r.text
+    assert r.status_code == 400 and "`query.weights` is not supported" in r.text

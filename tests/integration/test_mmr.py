@@ -61,7 +61,7 @@ def test_mmr_refusals(module_server, clients):
     url = f"{module_server.url}/collections/{name}/points/query"
     for body, status, words in (
             ({"query": {"nearest": [1, 2], "mmr": {"diversity": 1.5}}}, 422, "diversity"),
-            ({"query": {"nearest": [1, 2], "mmr": {"lambda": 0.5}}}, 400, "mmr must be"),
+            ({"query": {"nearest": [1, 2], "mmr": {"lambda": 0.5}}}, 400, "`query.mmr.lambda` is not supported"),
             ({"query": {"nearest": {"indices": [1], "values": [1.0]}, "mmr": {}}, "using": "s"}, 400,
              "mmr queries over `s` are not supported")):
         r = httpx.post(url, json=body)
