@@ -218,15 +218,10 @@ def scroll(col: Collection, body: dict) -> dict:
 
 def check_order_by(col: Collection, order_by, offset) -> None:
     """Scroll ``order_by`` needs a payload index with range lookups on its key, as in Qdrant."""
-    key, _descending, _start = reads.parse_order_by(order_by)
+    reads.parse_order_by(order_by)
     if offset is not None:
         raise BadRequest("Bad request: Offset is not supported in conjunction with `order_by` scroll parameter")
-    schema = col.payload_schema.get(key)
-    ranged = ops.field_type(schema) in ("integer", "float", "datetime") and not (
-        isinstance(schema, dict) and schema.get("range") is False)
-    if not ranged:
-        raise BadRequest("Bad request: No range index for `order_by` key found. "
-                         "Please create one to use `order_by`.")
+    reads.check_order_index(col, order_by)
 
 
 def not_ready(node: Node) -> str | None:

@@ -705,13 +705,19 @@ def _point_fields(rec: dict) -> dict:
 def record(rec: dict) -> pb.RetrievedPoint:
     fields = _point_fields(rec)
     if "order_value" in rec:
-        value = rec["order_value"]
-        fields["order_value"] = pb.OrderValue(int=value) if isinstance(value, int) else pb.OrderValue(float=value)
+        fields["order_value"] = _order_value(rec["order_value"])
     return pb.RetrievedPoint(**fields)
 
 
+def _order_value(value) -> pb.OrderValue:
+    return pb.OrderValue(int=value) if isinstance(value, int) else pb.OrderValue(float=value)
+
+
 def scored(rec: dict) -> pb.ScoredPoint:
-    return pb.ScoredPoint(score=rec["score"], version=rec["version"], **_point_fields(rec))
+    fields = _point_fields(rec)
+    if "order_value" in rec:
+        fields["order_value"] = _order_value(rec["order_value"])
+    return pb.ScoredPoint(score=rec["score"], version=rec["version"], **fields)
 
 
 def elapsed(started: float) -> float:

@@ -33,7 +33,8 @@ from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
-from storage.reads import Shape, _limit, holds, scroll_keys
+from storage.reads import (Shape, _limit, check_order_index, holds, parse_order_by, scroll_by_value,
+                           scroll_keys)
 from storage.vectors import discover, examples, feedback, formula, mmr, recommend
 from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
@@ -81,28 +82,32 @@ class SearchRequest:
     sample: bool = False  # ``sample: random``: matching points in a random order (``seed``'s)
     seed: int = 0  # chosen by the front door, so storage itself stays deterministic
     formula: object | None = None  # storage.vectors.formula.Formula: rescore the prefetches' candidates
+    order_by: object | None = None  # ``order_by``: points in the order of a payload value, as a scroll
 
     @property
     def is_listing(self) -> bool:
         """A query without ``query``: points in id order, as a scroll would give them."""
         return (self.vector is None and self.point_id is None and self.examples is None and not self.sample
-                and self.formula is None)
+                and self.formula is None and self.order_by is None)
 
     @staticmethod
     def from_query(body: dict, where: str = "") -> "SearchRequest":
         """A /points/query body (or one of its prefetches, ``where`` naming it)."""
         prefetch = _prefetches(body.get("prefetch"), where)
         query = body.get("query", body.get("nearest"))
-        fusion, scored, mmr_params, sample, formula_query = None, None, None, False, None
+        fusion, scored, mmr_params, sample, formula_query, order_by = None, None, None, False, None, None
         if isinstance(query, dict) and not is_sparse(query):
             kind = next(iter(query), "{}")
-            if kind in _EXAMPLE_QUERIES or kind == "sample":
+            if kind in _EXAMPLE_QUERIES or kind in ("sample", "order_by"):
                 for extra in query:
                     if extra != kind:
                         raise BadRequest(f"Bad request: `{where}query.{extra}` is not supported by pointlog "
                                          f"beside `{kind}`")
             if kind in _EXAMPLE_QUERIES:
                 scored, query = _EXAMPLE_QUERIES[kind](query[kind], where), None
+            elif kind == "order_by" and len(query) == 1:
+                parse_order_by(query["order_by"])
+                order_by, query = query["order_by"], None
             elif kind == "sample" and len(query) == 1:
                 if query["sample"] != "random":
                     raise BadRequest(f"Format error in JSON body: {where}query.sample: unknown variant "
@@ -134,13 +139,14 @@ class SearchRequest:
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
-        elif prefetch and fusion is None and scored is None and formula_query is None and not sample:
+        elif prefetch and fusion is None and scored is None and formula_query is None and not sample and \
+                order_by is None:
             raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
         req.prefetch, req.fusion, req.examples = prefetch, fusion, scored
-        req.mmr, req.sample, req.formula = mmr_params, sample, formula_query
+        req.mmr, req.sample, req.formula, req.order_by = mmr_params, sample, formula_query, order_by
         return req
 
     @staticmethod
@@ -307,6 +313,8 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
         return listing(col, req)
     if req.sample:
         return sample(col, req)
+    if req.order_by is not None:
+        return ordered(col, req)
     if req.examples is not None:
         return examples.run(col, req, params, search, exact_slots, _records)
     if req.mmr is not None:
@@ -371,6 +379,19 @@ def sample(col: Collection, req: SearchRequest) -> list:
         rec = req.shape.record(col, point)
         rec["score"] = 1.0
         rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
+def ordered(col: Collection, req: SearchRequest) -> list:
+    """``order_by`` inside a query: a scroll page by payload value (its ``order_value``
+    kept), score 1 as in Qdrant's local mode; ``offset`` skips into it."""
+    check_order_index(col, req.order_by)
+    page = scroll_by_value(col, req.order_by, req.filter, req.offset + req.limit, req.shape)["points"]
+    out = []
+    for rec in page[req.offset:]:
+        rec["score"] = 1.0
+        rec["version"] = col.points[encode_id(rec["id"])].version
         out.append(rec)
     return out
 
