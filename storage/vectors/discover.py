@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from storage.errors import BadRequest, only_fields
-from storage.vectors.examples import EPSILON, example, resolve_one, scaled_sigmoid, sigmoid, similarity
-from storage.vectors.store import VectorStore
+from storage.vectors.examples import EPSILON, example, resolve_one, scaled_sigmoid, sigmoid
 
 DISCOVER_FIELDS = ("target", "context")  # Qdrant's DiscoverInput
 PAIR_FIELDS = ("positive", "negative")  # Qdrant's ContextPair
@@ -29,32 +28,29 @@ class Discover:
     target: object | None  # None for a context query
     pairs: list  # [(positive, negative)]; vectors, or ("id", point id) until resolved
 
-    @property
-    def kind(self) -> str:
-        return "context" if self.target is None else "discover"
-
     def resolve(self, vector_of) -> tuple:
         ids: list = []
         target = None if self.target is None else resolve_one(self.target, vector_of, ids)
         pairs = [(resolve_one(p, vector_of, ids), resolve_one(n, vector_of, ids)) for p, n in self.pairs]
         return Discover(target, pairs), ids
 
-    def vectors(self) -> list:
-        return ([] if self.target is None else [self.target]) + [v for pair in self.pairs for v in pair]
+    def checked(self, space) -> "Discover":
+        return Discover(None if self.target is None else space.check(self.target),
+                        [(space.check(p), space.check(n)) for p, n in self.pairs])
 
     def check(self) -> None:
         if self.target is None and not self.pairs:
             raise BadRequest("Bad request: No target or context given")
 
-    def scores(self, store: VectorStore, rows: np.ndarray) -> np.ndarray:
+    def scores(self, space) -> np.ndarray:
         if self.target is not None:
-            rank = np.zeros(len(rows), dtype=np.int32)
+            rank = np.zeros(len(space), dtype=np.int32)
             for pos, neg in self.pairs:
-                rank += np.sign(similarity(store, rows, pos) - similarity(store, rows, neg)).astype(np.int32)
-            return rank + scaled_sigmoid(similarity(store, rows, self.target))
-        loss = np.zeros(len(rows), dtype=np.float32)
+                rank += np.sign(space.similarity(pos) - space.similarity(neg)).astype(np.int32)
+            return rank + scaled_sigmoid(space.similarity(self.target))
+        loss = np.zeros(len(space), dtype=np.float32)
         for pos, neg in self.pairs:
-            difference = similarity(store, rows, pos) - similarity(store, rows, neg) - EPSILON
+            difference = space.similarity(pos) - space.similarity(neg) - EPSILON
             loss += sigmoid(np.minimum(difference, np.float32(0.0)))
         return loss
 

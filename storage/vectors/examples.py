@@ -4,16 +4,19 @@ feedback (feedback.py). They share:
 
 - examples given as a vector or as a point id, whose stored vector is looked up
   (``resolve``); ids of the searched collection are left out of the answer;
-- the similarity Qdrant uses inside the engine, where bigger is always better: dot
-  products (with unit-length vectors for Cosine), the negated squared Euclidean and
-  the negated Manhattan distance (``similarity``);
-- an exact scan of every point matching the filter, ranked by the query's own score
-  (``run``), ties in id order. Only dense vectors are served.
+- the similarity Qdrant uses inside the engine, where bigger is always better
+  (``Space.similarity``): for dense vectors dot products (with unit-length vectors
+  for Cosine), the negated squared Euclidean and the negated Manhattan distance; for
+  sparse vectors the dot product over shared indices (IDF-weighted where configured),
+  0 when they share none; for multivectors the sum over the example's rows of the best
+  of those similarities to the point's rows;
+- an exact scan of every point that matches the filter and holds the vector
+  (``run``), ranked by the query's own score, ties in id order.
 
 Each query class has ``resolve(vector_of) -> (query, ids it named)``, ``vectors()``
-(every example vector, for the dimension check), ``check()`` (Qdrant's refusals
-that need no collection) and ``scores(store, rows) -> float32 array``; a recommend
-with ``average_vector`` also has ``nearest()``, the single vector it searches for.
+(every example vector, for the kind check), ``check()`` (Qdrant's refusals that need
+no collection) and ``scores(space) -> float32 array``; a recommend with
+``average_vector`` also has ``nearest(kind)``, the single vector it searches for.
 """
 from dataclasses import replace
 
@@ -23,14 +26,16 @@ from storage.collection import Collection
 from storage.errors import BadRequest
 from storage.filters import compile_filter, merge_filters
 from storage.ids import parse_id
+from storage.reads import holds
 from storage.values import parse_vector
 from storage.vectors.annoy_index import IndexParams
-from storage.vectors.store import EPSILON, VectorStore, normalize
-
+from storage.vectors.multi import MultiStore
+from storage.vectors.sparse import SparseStore, SparseVector
+from storage.vectors.store import EPSILON, VectorStore, normalize  # noqa: F401 (EPSILON: discover's)
 
 def example(value, where: str):
-    """A vector (float32 array) or ("id", point id) until resolved."""
-    if isinstance(value, list):
+    """A vector (dense, sparse or multi) or ("id", point id) until resolved."""
+    if isinstance(value, (list, dict)):
         return parse_vector(value, where)
     return "id", parse_id(value)
 
@@ -38,12 +43,13 @@ def example(value, where: str):
 def resolve_one(item, vector_of, ids: list):
     if isinstance(item, tuple):
         ids.append(item[1])
-        return np.asarray(vector_of(item[1]), dtype=np.float32)
+        vec = vector_of(item[1])
+        return vec if isinstance(vec, SparseVector) else np.asarray(vec, dtype=np.float32)
     return item
 
 
 def similarity(store: VectorStore, rows: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """Qdrant's internal similarity of each row to ``vec`` (bigger is better)."""
+    """Qdrant's internal similarity of each dense row to ``vec`` (bigger is better)."""
     if store.distance == "Cosine":
         return np.einsum("ij,j->i", rows, normalize(vec))
     if store.distance == "Dot":
@@ -52,6 +58,24 @@ def similarity(store: VectorStore, rows: np.ndarray, vec: np.ndarray) -> np.ndar
     if store.distance == "Euclid":
         return -np.einsum("ij,ij->i", diff, diff)
     return -np.abs(diff).sum(axis=1)
+
+
+def multi_similarity(distance: str, example: np.ndarray, doc: np.ndarray) -> float:
+    """MaxSim with the internal similarity: per example row the best over the point's rows, summed."""
+    if distance in ("Cosine", "Dot"):
+        return float(np.sum(np.max(example @ doc.T, axis=-1)))
+    diff = doc[np.newaxis, :, :] - example[:, np.newaxis, :]
+    if distance == "Euclid":
+        sims = -np.square(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
+    else:
+        sims = -np.abs(diff, dtype=np.float32).sum(axis=-1, dtype=np.float32)
+    return float(np.sum(np.max(sims, axis=-1)))
+
+
+def sparse_dot(a: SparseVector, b: SparseVector) -> float:
+    """The plain dot product over shared indices (0 when none are shared)."""
+    _common, ia, ib = np.intersect1d(a.indices, b.indices, assume_unique=True, return_indices=True)
+    return float(np.dot(a.values[ia].astype(np.float64), b.values[ib].astype(np.float64)))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -64,37 +88,78 @@ def scaled_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.float32(0.5) * (sigmoid(x) + np.float32(1.0))
 
 
-def dense_store(col: Collection, using: str, kind: str) -> VectorStore:
-    if using in col.config.sparse or using in col.multi:
-        raise BadRequest(f"Bad request: {kind} queries over `{using}` are not supported by pointlog: "
-                         "only over dense vectors")
-    store = col.vectors.get(using)
-    if store is None:
-        raise BadRequest(f"Wrong input: Not existing vector name error: {using}")
-    return store
+class Space:
+    """The points a query scores over one vector name, and each one's similarity to an
+    example. Cheap until ``scan``: an ``average_vector`` recommendation only needs its kind."""
+
+    def __init__(self, col: Collection, using: str):
+        self.store = col.store(using)
+        if self.store is None:
+            raise BadRequest(f"Wrong input: Not existing vector name error: {using}")
+        self.using = using
+        self.kind = "sparse" if isinstance(self.store, SparseStore) else \
+            "multi" if isinstance(self.store, MultiStore) else "dense"
+        self.keys: list = []
+        self.rows = None
+
+    def scan(self, col: Collection, flt, exact_slots) -> None:
+        """Every point matching ``flt`` that holds the vector: in slot order (dense) or id order."""
+        if self.kind == "dense":
+            plan = None if flt is None else col.payload_index.plan(flt)
+            slots = exact_slots(col, self.store, flt, plan, None)
+            self.keys = [self.store.keys[s] for s in slots.tolist()]
+            self.rows = self.store.matrix[slots]
+        else:
+            keep = holds(col, flt) if flt is not None and not flt.matches_all else None
+            self.keys = sorted(k for k in self.store.vectors if keep is None or keep(k))
+
+    def check(self, vec):
+        """The example as this space compares it; Qdrant's errors for one that does not fit."""
+        if (self.kind == "sparse") != isinstance(vec, SparseVector):
+            raise BadRequest("Wrong input: Conversion between sparse and regular vectors failed for vector: "
+                             f"{self.using}")
+        if self.kind == "sparse":
+            return vec
+        dim = self.store.dim
+        if self.kind == "multi":
+            vec = vec if vec.ndim == 2 else vec[np.newaxis, :]
+            if vec.shape[1] != dim:
+                raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {dim}, got {vec.shape[1]}")
+            return self.store.prepare(vec)
+        if vec.ndim != 1 or vec.shape[0] != dim:
+            raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {dim}, got {vec.shape[-1]}")
+        return vec
+
+    def similarity(self, vec) -> np.ndarray:
+        if self.kind == "dense":
+            return similarity(self.store, self.rows, vec)
+        if self.kind == "sparse":
+            found = self.store.scores(vec)
+            return np.asarray([found.get(k, 0.0) for k in self.keys], dtype=np.float32)
+        distance = self.store.distance
+        return np.asarray([multi_similarity(distance, vec, self.store.vectors[k]) for k in self.keys],
+                          dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 def run(col: Collection, req, params: IndexParams, search, exact_slots, records) -> list:
     """``search``, ``exact_slots`` and ``records`` are storage.vectors.search's (which
     imports this module)."""
-    query = req.examples
-    store = dense_store(col, req.using, query.kind)
-    query, mentioned = query.resolve(lambda pid: col.stored_vector(pid, req.using))
-    for vec in query.vectors():
-        if vec.ndim != 1 or vec.shape[0] != store.dim:
-            raise BadRequest(f"Wrong input: Vector dimension error: expected dim: {store.dim}, got {vec.shape[-1]}")
+    space = Space(col, req.using)
+    query, mentioned = req.examples.resolve(lambda pid: col.stored_vector(pid, req.using))
+    query = query.checked(space)
     query.check()
     flt = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]}) if mentioned else req.filter
     nearest = getattr(query, "nearest", None)
     if nearest is not None:
-        vector = nearest()
+        vector = nearest(space.kind)
         if vector is not None:
             return search(col, replace(req, vector=vector, examples=None, filter=flt), params)
-    compiled = compile_filter(flt)
-    plan = None if compiled is None else col.payload_index.plan(compiled)
-    slots = exact_slots(col, store, compiled, plan, None)
-    scores = np.asarray(query.scores(store, store.matrix[slots]), dtype=np.float32)
-    keep = np.ones(len(slots), dtype=bool) if req.score_threshold is None else scores > req.score_threshold
-    ranked = sorted(((scores[i], store.keys[slots[i]]) for i in np.flatnonzero(keep).tolist()),
+    space.scan(col, compile_filter(flt), exact_slots)
+    scores = np.asarray(query.scores(space), dtype=np.float32)
+    keep = np.ones(len(space), dtype=bool) if req.score_threshold is None else scores > req.score_threshold
+    ranked = sorted(((scores[i], space.keys[i]) for i in np.flatnonzero(keep).tolist()),
                     key=lambda item: (-item[0], item[1]))
     return records(col, req, ranked)

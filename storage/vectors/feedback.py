@@ -14,8 +14,7 @@ from itertools import permutations
 import numpy as np
 
 from storage.errors import BadRequest, only_fields
-from storage.vectors.examples import example, resolve_one, similarity
-from storage.vectors.store import VectorStore
+from storage.vectors.examples import example, resolve_one
 
 CONFIDENCE_MARGIN = 0.0  # a pair counts only if its confidence is above this
 # Qdrant's RelevanceFeedbackInput, FeedbackItem, NaiveFeedbackStrategy and its params
@@ -32,7 +31,6 @@ class Feedback:
     a: float
     b: float
     c: float
-    kind = "relevance_feedback"
 
     def resolve(self, vector_of) -> tuple:
         ids: list = []
@@ -40,20 +38,21 @@ class Feedback:
         items = [(resolve_one(x, vector_of, ids), score) for x, score in self.feedback]
         return Feedback(target, items, self.a, self.b, self.c), ids
 
-    def vectors(self) -> list:
-        return [self.target] + [x for x, _score in self.feedback]
+    def checked(self, space) -> "Feedback":
+        return Feedback(space.check(self.target), [(space.check(x), score) for x, score in self.feedback],
+                        self.a, self.b, self.c)
 
     def check(self) -> None:
         pass
 
-    def scores(self, store: VectorStore, rows: np.ndarray) -> np.ndarray:
-        total = self.a * similarity(store, rows, self.target).astype(np.float64)
+    def scores(self, space) -> np.ndarray:
+        total = self.a * space.similarity(self.target).astype(np.float64)
         for (pos, pos_score), (neg, neg_score) in permutations(self.feedback, 2):
             confidence = pos_score - neg_score
             if confidence <= CONFIDENCE_MARGIN:
                 continue
             weight = confidence ** self.b * self.c
-            total = total + weight * (similarity(store, rows, pos) - similarity(store, rows, neg)).astype(np.float64)
+            total = total + weight * (space.similarity(pos) - space.similarity(neg)).astype(np.float64)
         return total.astype(np.float32)
 
 

@@ -3,8 +3,8 @@ the ``candidates_limit`` nearest points (default ``limit``) re-ranked for divers
 
 The most relevant candidate comes first; then, again and again, the candidate with
 the best ``(1 - diversity) * sim(query) - diversity * max sim(already chosen)``.
-Similarities are the engine's (storage/vectors/examples.py); the points keep their
-nearest-search scores. Ties are broken as Qdrant's core breaks them, which
+Similarities are the engine's (storage/vectors/examples.py), for dense, sparse and
+multivectors; the points keep their nearest-search scores. Ties are broken as Qdrant's core breaks them, which
 qdrant-client's local mode reproduces: the pending candidates are an ordered set
 whose chosen entry is swap-removed (the last one takes its place), and of equal
 scores the last one wins. ``offset`` applies to the re-ranked list.
@@ -17,7 +17,9 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Unprocessable, only_fields
 from storage.ids import encode_id
 from storage.vectors.annoy_index import IndexParams
-from storage.vectors.examples import dense_store, similarity
+from storage.vectors.examples import multi_similarity, similarity, sparse_dot
+from storage.vectors.multi import MultiStore
+from storage.vectors.sparse import SparseStore
 
 DEFAULT_DIVERSITY = 0.5
 FIELDS = ("diversity", "candidates_limit")  # Qdrant's Mmr
@@ -49,16 +51,17 @@ def parse(raw, where: str) -> Mmr:
 
 
 def run(col: Collection, req, params: IndexParams, search) -> list:
-    store = dense_store(col, req.using, "mmr")
+    store = col.store(req.using)
+    if store is None:
+        raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
     query = req.vector if req.point_id is None else col.stored_vector(req.point_id, req.using)
     want = req.offset + req.limit
     candidates = search(col, replace(req, mmr=None, offset=0, limit=req.mmr.candidates_limit
                                      if req.mmr.candidates_limit is not None else req.limit), params)
     if not candidates:
         return []
-    rows = np.stack([store.get(encode_id(hit["id"])) for hit in candidates])
-    relevance = similarity(store, rows, np.asarray(query, dtype=np.float32)).tolist()
-    between = [similarity(store, rows, row).tolist() for row in rows]
+    vectors = [store.get(encode_id(hit["id"])) for hit in candidates]
+    relevance, between = _similarities(store, query, vectors)
     lam = 1.0 - req.mmr.diversity
     pending = list(range(len(candidates)))
     selected = [_swap_remove(pending, _last_argmax([relevance[i] for i in pending]))]
@@ -68,6 +71,22 @@ def run(col: Collection, req, params: IndexParams, search) -> list:
             break
         selected.append(_swap_remove(pending, _last_argmax(scores)))
     return [candidates[i] for i in selected][req.offset:]
+
+
+def _similarities(store, query, vectors: list) -> tuple:
+    """(similarity of the query to each candidate, of each candidate to each other),
+    with the engine's similarities; sparse ones are plain dot products (0 for no
+    shared index), without IDF, as Qdrant compares candidates."""
+    if isinstance(store, SparseStore):
+        return ([sparse_dot(query, v) for v in vectors],
+                [[sparse_dot(a, b) for b in vectors] for a in vectors])
+    if isinstance(store, MultiStore):
+        query = store.prepare(query if query.ndim == 2 else query[np.newaxis, :])
+        return ([multi_similarity(store.distance, query, v) for v in vectors],
+                [[multi_similarity(store.distance, a, b) for b in vectors] for a in vectors])
+    rows = np.stack(vectors)
+    return (similarity(store, rows, np.asarray(query, dtype=np.float32)).tolist(),
+            [similarity(store, rows, row).tolist() for row in rows])
 
 
 def _last_argmax(values: list) -> int:

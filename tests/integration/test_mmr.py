@@ -62,8 +62,9 @@ def test_mmr_refusals(module_server, clients):
     for body, status, words in (
             ({"query": {"nearest": [1, 2], "mmr": {"diversity": 1.5}}}, 422, "diversity"),
             ({"query": {"nearest": [1, 2], "mmr": {"lambda": 0.5}}}, 400, "`query.mmr.lambda` is not supported"),
-            ({"query": {"nearest": {"indices": [1], "values": [1.0]}, "mmr": {}}, "using": "s"}, 400,
-             "mmr queries over `s` are not supported")):
+            ({"query": {"nearest": [1, 2], "mmr": {"candidates_limit": -1}}}, 400, "candidates_limit"),
+            ({"query": {"nearest": [1, 2], "mmr": {}}, "using": "s"}, 400,
+             "Conversion between sparse and regular vectors failed")):
         r = httpx.post(url, json=body)
         assert r.status_code == status and words in r.text, (body, r.text)
 
