@@ -94,59 +94,20 @@ class SearchRequest:
     def from_query(body: dict, where: str = "") -> "SearchRequest":
         """A /points/query body (or one of its prefetches, ``where`` naming it)."""
         prefetch = _prefetches(body.get("prefetch"), where)
-        query = body.get("query", body.get("nearest"))
-        fusion, scored, mmr_params, sample, formula_query, order_by = None, None, None, False, None, None
-        if isinstance(query, dict) and not is_sparse(query):
-            kind = next(iter(query), "{}")
-            if kind in _EXAMPLE_QUERIES or kind in ("sample", "order_by"):
-                for extra in query:
-                    if extra != kind:
-                        raise BadRequest(f"Bad request: `{where}query.{extra}` is not supported by pointlog "
-                                         f"beside `{kind}`")
-            if kind in _EXAMPLE_QUERIES:
-                scored, query = _EXAMPLE_QUERIES[kind](query[kind], where), None
-            elif kind == "order_by" and len(query) == 1:
-                parse_order_by(query["order_by"])
-                order_by, query = query["order_by"], None
-            elif kind == "sample" and len(query) == 1:
-                if query["sample"] != "random":
-                    raise BadRequest(f"Format error in JSON body: {where}query.sample: unknown variant "
-                                     f"`{query['sample']}`, expected `random`")
-                sample, query = True, None
-            elif "formula" in query:
-                only_fields(query, formula.FIELDS, f"{where}query")
-                formula_query = formula.parse(query["formula"], query.get("defaults"), where)
-                if not prefetch:
-                    raise BadRequest(f"Bad request: {where}a formula query needs `prefetch` to rescore")
-                query = None
-            elif (fusion := _fusion(query, where)) is not None:
-                if not prefetch:
-                    raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
-                query = None
-            elif "nearest" not in query:
-                raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
-                                 "(with `mmr`), `recommend`, `discover`, `context`, `relevance_feedback`, "
-                                 "`sample`, `formula` and `fusion` / `rrf` queries, and queries without `query`")
-            else:
-                for option in query:
-                    if option not in ("nearest", "mmr"):  # refused, never ignored
-                        raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
-                if query.get("mmr") is not None:
-                    mmr_params = mmr.parse(query["mmr"], where)
-                query = query["nearest"]
+        query, parts = _query_kinds(body.get("query", body.get("nearest")), prefetch, where)
         vector, point_id = None, None
         if isinstance(query, list) or is_sparse(query):
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
-        elif prefetch and fusion is None and scored is None and formula_query is None and not sample and \
-                order_by is None:
+        elif prefetch and not parts:
             raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
-        req.prefetch, req.fusion, req.examples = prefetch, fusion, scored
-        req.mmr, req.sample, req.formula, req.order_by = mmr_params, sample, formula_query, order_by
+        req.prefetch = prefetch
+        for name, value in parts.items():
+            setattr(req, name, value)
         return req
 
     @staticmethod
@@ -207,6 +168,47 @@ class SearchRequest:
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
                              threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
                              ef or None)
+
+
+def _query_kinds(query, prefetch, where: str) -> tuple:
+    """(the nearest query's vector or point id, else None; the request fields another
+    kind of query sets: ``examples``, ``mmr``, ``sample``, ``order_by``, ``formula``, ``fusion``)."""
+    if not isinstance(query, dict) or is_sparse(query):
+        return query, {}
+    kind = next(iter(query), "{}")
+    if kind in _EXAMPLE_QUERIES or kind in ("sample", "order_by"):
+        for extra in query:
+            if extra != kind:
+                raise BadRequest(f"Bad request: `{where}query.{extra}` is not supported by pointlog beside `{kind}`")
+    if kind in _EXAMPLE_QUERIES:
+        return None, {"examples": _EXAMPLE_QUERIES[kind](query[kind], where)}
+    if kind == "order_by":
+        parse_order_by(query["order_by"])
+        return None, {"order_by": query["order_by"]}
+    if kind == "sample":
+        if query["sample"] != "random":
+            raise BadRequest(f"Format error in JSON body: {where}query.sample: unknown variant "
+                             f"`{query['sample']}`, expected `random`")
+        return None, {"sample": True}
+    if "formula" in query:
+        only_fields(query, formula.FIELDS, f"{where}query")
+        parsed = formula.parse(query["formula"], query.get("defaults"), where)
+        if not prefetch:
+            raise BadRequest(f"Bad request: {where}a formula query needs `prefetch` to rescore")
+        return None, {"formula": parsed}
+    fusion = _fusion(query, where)
+    if fusion is not None:
+        if not prefetch:
+            raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
+        return None, {"fusion": fusion}
+    if "nearest" not in query:
+        raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
+                         "(with `mmr`), `recommend`, `discover`, `context`, `relevance_feedback`, `order_by`, "
+                         "`sample`, `formula` and `fusion` / `rrf` queries, and queries without `query`")
+    for option in query:
+        if option not in ("nearest", "mmr"):  # refused, never ignored
+            raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
+    return query["nearest"], ({"mmr": mmr.parse(query["mmr"], where)} if query.get("mmr") is not None else {})
 
 
 _EXAMPLE_QUERIES = {"recommend": recommend.parse, "discover": discover.parse_discover,
