@@ -61,15 +61,19 @@ def run(col: Collection, req, params: IndexParams, search) -> list:
     if not candidates:
         return []
     vectors = [store.get(encode_id(hit["id"])) for hit in candidates]
-    relevance, between = _similarities(store, query, vectors)
+    relevance, between = (np.asarray(m, dtype=np.float64) for m in _similarities(store, query, vectors))
     lam = 1.0 - req.mmr.diversity
     pending = list(range(len(candidates)))
-    selected = [_swap_remove(pending, _last_argmax([relevance[i] for i in pending]))]
+    selected = [_swap_remove(pending, _last_argmax(relevance[pending]))]
+    # Each candidate's best similarity to the chosen ones, kept up to date as they are chosen.
+    closest = between[:, selected[0]].copy()
     while len(selected) < want and pending:
-        scores = [lam * relevance[i] - (1.0 - lam) * max(between[i][j] for j in selected) for i in pending]
-        if all(s == -np.inf for s in scores):
+        scores = lam * relevance[pending] - (1.0 - lam) * closest[pending]
+        if np.all(scores == -np.inf):
             break
-        selected.append(_swap_remove(pending, _last_argmax(scores)))
+        chosen = _swap_remove(pending, _last_argmax(scores))
+        selected.append(chosen)
+        np.maximum(closest, between[:, chosen], out=closest)
     return [candidates[i] for i in selected][req.offset:]
 
 
@@ -89,13 +93,9 @@ def _similarities(store, query, vectors: list) -> tuple:
             [similarity(store, rows, row).tolist() for row in rows])
 
 
-def _last_argmax(values: list) -> int:
+def _last_argmax(values: np.ndarray) -> int:
     """Rust's ``max_by_key``: of equal maxima, the last."""
-    best = 0
-    for i in range(1, len(values)):
-        if values[i] >= values[best]:
-            best = i
-    return best
+    return len(values) - 1 - int(np.argmax(values[::-1]))
 
 
 def _swap_remove(items: list, position: int) -> int:
