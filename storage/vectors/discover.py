@@ -77,11 +77,11 @@ def parse_discover(raw, where: str) -> Discover:
     if not isinstance(raw, dict):
         raise BadRequest(f"Format error in JSON body: {where}query.discover must be {{target, context}}")
     only_fields(raw, DISCOVER_FIELDS, f"{where}query.discover")
-    for field in ("target", "context"):
-        if raw.get(field) is None:
-            raise BadRequest(f"Format error in JSON body: {where}query.discover: missing field `{field}`")
+    if raw.get("target") is None:
+        raise BadRequest(f"Format error in JSON body: {where}query.discover: missing field `target`")
+    context = raw.get("context")  # optional: a discovery without context ranks by the target alone
     return Discover(example(raw["target"], f"{where}query.discover.target"),
-                    parse_pairs(raw["context"], f"{where}query.discover.context"))
+                    [] if context is None else parse_pairs(context, f"{where}query.discover.context"))
 
 
 def parse_context(raw, where: str) -> Discover:

@@ -22,6 +22,7 @@ from storage.vectors.multi import MultiStore
 from storage.vectors.sparse import SparseStore
 
 DEFAULT_DIVERSITY = 0.5
+MAX_CANDIDATES = 16_384  # Qdrant's bound, "to avoid too expensive query"
 FIELDS = ("diversity", "candidates_limit")  # Qdrant's Mmr
 
 
@@ -47,6 +48,9 @@ def parse(raw, where: str) -> Mmr:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise BadRequest(f"Format error in JSON body: {where}query.mmr.candidates_limit must be a "
                          "non-negative integer")
+    if limit is not None and limit > MAX_CANDIDATES:
+        raise Unprocessable(f"Validation error in JSON body: [{where}query.mmr.candidates_limit: value {limit} "
+                            f"invalid, must be {MAX_CANDIDATES} or smaller]")
     return Mmr(float(diversity), limit)
 
 

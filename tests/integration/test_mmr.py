@@ -63,6 +63,7 @@ def test_mmr_refusals(module_server, clients):
             ({"query": {"nearest": [1, 2], "mmr": {"diversity": 1.5}}}, 422, "diversity"),
             ({"query": {"nearest": [1, 2], "mmr": {"lambda": 0.5}}}, 400, "`query.mmr.lambda` is not supported"),
             ({"query": {"nearest": [1, 2], "mmr": {"candidates_limit": -1}}}, 400, "candidates_limit"),
+            ({"query": {"nearest": [1, 2], "mmr": {"candidates_limit": 16385}}}, 422, "16384 or smaller"),
             ({"query": {"nearest": [1, 2], "mmr": {}}, "using": "s"}, 400,
              "Conversion between sparse and regular vectors failed")):
         r = httpx.post(url, json=body)
