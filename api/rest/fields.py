@@ -6,8 +6,10 @@ reads it with a message of its own (``shard_key`` other than null, ``prefetch``,
 ``order_by``, sparse vectors, custom sharding). Storage hints that cannot change an
 answer (``on_disk_payload``, ``wal_config``, ``quantization``, ``indexed_only``, ...)
 are accepted and stored or left alone, as Qdrant does where they do not apply.
-tests/integration/test_no_silent_fields.py walks the pinned client's request models
-against this table.
+Objects inside a query (``mmr``, ``discover``, context pairs, ``relevance_feedback``,
+formula parameters, ...) are checked the same way by their parsers in storage/vectors/
+(``storage.errors.only_fields``). tests/integration/test_no_silent_fields.py walks the
+pinned client's request models against this table and those parsers.
 """
 from storage.errors import BadRequest
 
