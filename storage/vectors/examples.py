@@ -18,6 +18,7 @@ Each query class has ``resolve(vector_of) -> (query, ids it named)``, ``vectors(
 no collection) and ``scores(space) -> float32 array``; a recommend with
 ``average_vector`` also has ``nearest(kind)``, the single vector it searches for.
 """
+import heapq
 from dataclasses import replace
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from storage.collection import Collection
 from storage.errors import BadRequest
 from storage.filters import compile_filter, merge_filters
-from storage.ids import parse_id
+from storage.ids import encode_id, parse_id
 from storage.reads import holds
 from storage.values import parse_vector
 from storage.vectors.annoy_index import IndexParams
@@ -99,19 +100,22 @@ class Space:
         self.using = using
         self.kind = "sparse" if isinstance(self.store, SparseStore) else \
             "multi" if isinstance(self.store, MultiStore) else "dense"
-        self.keys: list = []
+        self.keys: list = []  # sparse and multi: the keys scanned, in id order
+        self.slots = None  # dense: the slots scanned
         self.rows = None
 
-    def scan(self, col: Collection, flt, exact_slots) -> None:
-        """Every point matching ``flt`` that holds the vector: in slot order (dense) or id order."""
+    def scan(self, col: Collection, flt, exact_slots, leave_out: set) -> None:
+        """Every point matching ``flt`` that holds the vector, but the keys in ``leave_out``
+        (the examples named by id): in slot order (dense) or id order."""
         if self.kind == "dense":
             plan = None if flt is None else col.payload_index.plan(flt)
             slots = exact_slots(col, self.store, flt, plan, None)
-            self.keys = [self.store.keys[s] for s in slots.tolist()]
-            self.rows = self.store.matrix[slots]
+            gone = [self.store.slot_of[k] for k in leave_out if k in self.store.slot_of]
+            self.slots = slots[~np.isin(slots, gone)] if gone else slots
+            self.rows = self.store.matrix[self.slots]
         else:
             keep = holds(col, flt) if flt is not None and not flt.matches_all else None
-            self.keys = sorted(k for k in self.store.vectors if keep is None or keep(k))
+            self.keys = sorted(k for k in self.store.vectors if k not in leave_out and (keep is None or keep(k)))
 
     def check(self, vec):
         """The example as this space compares it; Qdrant's errors for one that does not fit."""
@@ -140,8 +144,11 @@ class Space:
         return np.asarray([multi_similarity(distance, vec, self.store.vectors[k]) for k in self.keys],
                           dtype=np.float32)
 
+    def key(self, i: int) -> bytes:
+        return self.store.keys[self.slots[i]] if self.slots is not None else self.keys[i]
+
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.slots) if self.slots is not None else len(self.keys)
 
 
 def run(col: Collection, req, params: IndexParams, search, exact_slots, records) -> list:
@@ -151,15 +158,25 @@ def run(col: Collection, req, params: IndexParams, search, exact_slots, records)
     query, mentioned = req.examples.resolve(lambda pid: col.stored_vector(pid, req.using))
     query = query.checked(space)
     query.check()
-    flt = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]}) if mentioned else req.filter
     nearest = getattr(query, "nearest", None)
     if nearest is not None:
         vector = nearest(space.kind)
         if vector is not None:
+            flt = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]}) if mentioned else req.filter
             return search(col, replace(req, vector=vector, examples=None, filter=flt), params)
-    space.scan(col, compile_filter(flt), exact_slots)
+    space.scan(col, compile_filter(req.filter), exact_slots, {encode_id(pid) for pid in mentioned})
     scores = np.asarray(query.scores(space), dtype=np.float32)
-    keep = np.ones(len(space), dtype=bool) if req.score_threshold is None else scores > req.score_threshold
-    ranked = sorted(((scores[i], space.keys[i]) for i in np.flatnonzero(keep).tolist()),
-                    key=lambda item: (-item[0], item[1]))
-    return records(col, req, ranked)
+    found = np.arange(len(scores)) if req.score_threshold is None else np.flatnonzero(scores > req.score_threshold)
+    return records(col, req, _best(space, scores, found, req.offset + req.limit))
+
+
+def _best(space: Space, scores: np.ndarray, found: np.ndarray, want: int) -> list:
+    """[(score, key)] of the best ``want`` of ``found``, best first, ties in id order."""
+    if len(found) <= want:
+        return sorted(((scores[i], space.key(i)) for i in found.tolist()), key=lambda item: (-item[0], item[1]))
+    cut = np.partition(scores[found], len(found) - want)[len(found) - want]
+    above = found[scores[found] > cut]
+    ranked = sorted(((scores[i], space.key(i)) for i in above.tolist()), key=lambda item: (-item[0], item[1]))
+    # Of the points tying at the cut, the smallest ids fill the remaining places.
+    tied = heapq.nsmallest(want - len(above), (space.key(i) for i in found[scores[found] == cut].tolist()))
+    return ranked + [(cut, key) for key in tied]

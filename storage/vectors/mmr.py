@@ -93,8 +93,10 @@ def _similarities(store, query, vectors: list) -> tuple:
         return ([multi_similarity(store.distance, query, v) for v in vectors],
                 [[multi_similarity(store.distance, a, b) for b in vectors] for a in vectors])
     rows = np.stack(vectors)
-    return (similarity(store, rows, np.asarray(query, dtype=np.float32)).tolist(),
-            [similarity(store, rows, row).tolist() for row in rows])
+    relevance = similarity(store, rows, np.asarray(query, dtype=np.float32))
+    if store.distance in ("Cosine", "Dot"):  # stored Cosine rows are unit-length already
+        return relevance, rows @ rows.T
+    return relevance, np.stack([similarity(store, rows, row) for row in rows])
 
 
 def _last_argmax(values: np.ndarray) -> int:
