@@ -4,6 +4,7 @@ collection, check the operation against it, publish it, answer. REST
 """
 import asyncio
 import os
+import secrets
 import uuid
 
 from api.access import READ, Keys, caller
@@ -15,7 +16,8 @@ from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, Unprocessable
 from storage.ids import parse_id
 from storage.paths import compile_getter, parse_path
-from storage.vectors import groups, query, recommend
+from storage.vectors import groups, query
+from storage.vectors import matrix as distance_matrix
 from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
 from streams import snapshots
@@ -173,6 +175,13 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
+def matrix(node: Node, name: str, body: dict) -> tuple:
+    """The distance matrix of a random sample (storage/vectors/matrix.py): (ids, rows)."""
+    request = distance_matrix.parse(body)
+    col = collection(node, name)
+    return distance_matrix.matrix(col, request, secrets.randbits(64), node.settings.index)
+
+
 def query_groups(node: Node, name: str, body: dict, timeout: float | None = None) -> dict:
     """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
     ``with_lookup`` adds each group's point (id = the group id) from another collection."""
@@ -205,6 +214,36 @@ def query_groups(node: Node, name: str, body: dict, timeout: float | None = None
     return {"groups": found}
 
 
+_GROUPED = ("filter", "params", "with_payload", "score_threshold", "group_by", "group_size", "limit", "with_lookup")
+
+
+def _with_vector(body: dict, out: dict) -> None:
+    value = body.get("with_vector", body.get("with_vectors"))
+    if value is not None:
+        out["with_vector"] = value
+
+
+def search_groups_query(body: dict) -> dict:
+    """A legacy /points/search/groups body as the grouped query it is."""
+    raw = body.get("vector")
+    out = {k: body[k] for k in _GROUPED if k in body}
+    _with_vector(body, out)
+    if isinstance(raw, dict) and "name" in raw:
+        out["using"], raw = raw["name"], raw.get("vector")
+    if raw is None:
+        raise BadRequest("Format error in JSON body: missing field `vector`")
+    out["query"] = raw
+    return out
+
+
+def recommend_groups_query(body: dict) -> dict:
+    """A legacy /points/recommend/groups body as the grouped query it is."""
+    out = {k: body[k] for k in _GROUPED + ("using", "lookup_from") if k in body}
+    _with_vector(body, out)
+    out["query"] = {"recommend": {k: body[k] for k in ("positive", "negative", "strategy") if body.get(k) is not None}}
+    return out
+
+
 def _is_point_id(value) -> bool:
     try:
         parse_id(value)
@@ -214,16 +253,18 @@ def _is_point_id(value) -> bool:
 
 
 def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
+    """Also draws the seed of a random sample: storage stays deterministic."""
     for inner in req.prefetch or ():
         _resolve_lookups(node, col, inner)
+    if req.sample:
+        req.seed = secrets.randbits(64)
     if req.lookup_from is not None:
         name, vector = req.lookup_from
         readable(name)
         source = collection(node, name)
-        if req.recommend is not None and source is not col:
+        if req.examples is not None and source is not col:
             # Examples named by id come from the other collection, and are not left out here.
-            req.recommend, _ids = recommend.resolve(req.recommend,
-                                                    lambda pid: vector_of(source, pid, vector or req.using))
+            req.examples, _ids = req.examples.resolve(lambda pid: vector_of(source, pid, vector or req.using))
         if req.point_id is not None:
             req.vector = vector_of(source, req.point_id, vector or req.using)
             # Only an id of the searched collection itself is left out of the answer.
@@ -243,15 +284,10 @@ def scroll(col: Collection, body: dict) -> dict:
 
 def check_order_by(col: Collection, order_by, offset) -> None:
     """Scroll ``order_by`` needs a payload index with range lookups on its key, as in Qdrant."""
-    key, _descending, _start = reads.parse_order_by(order_by)
+    reads.parse_order_by(order_by)
     if offset is not None:
         raise BadRequest("Bad request: Offset is not supported in conjunction with `order_by` scroll parameter")
-    schema = col.payload_schema.get(key)
-    ranged = ops.field_type(schema) in ("integer", "float", "datetime") and not (
-        isinstance(schema, dict) and schema.get("range") is False)
-    if not ranged:
-        raise BadRequest("Bad request: No range index for `order_by` key found. "
-                         "Please create one to use `order_by`.")
+    reads.check_order_index(col, order_by)
 
 
 def not_ready(node: Node) -> str | None:

@@ -42,3 +42,10 @@ class Unavailable(QdrantError):
 
 
 _BY_STATUS = {c.status_code: c for c in (BadRequest, NotFound, Conflict, Unprocessable, Unavailable)}
+
+
+def only_fields(raw: dict, allowed, where: str) -> None:
+    """Refuse a field a request object does not take, naming it (null counts as absent)."""
+    for key, value in raw.items():
+        if value is not None and key not in allowed:
+            raise BadRequest(f"Bad request: `{where}.{key}` is not supported by pointlog")

@@ -8,6 +8,7 @@ from storage.config import DEFAULT_VECTOR
 from storage.errors import BadRequest, Unprocessable
 from storage.filters import Filter
 from storage.ids import encode_id, parse_id
+from storage.operations import field_type
 from storage.filters import parse_datetime
 from storage.paths import compile_getter, leaf_values, parse_path
 from storage.vectors.sparse import SparseVector
@@ -229,6 +230,15 @@ def parse_order_by(raw) -> tuple:
             raise BadRequest("Format error in JSON body: order_by.start_from must be a number or a datetime")
     parse_path(raw["key"])
     return raw["key"], direction == "desc", start
+
+
+def check_order_index(col: Collection, order_by) -> None:
+    """``order_by`` needs a payload index with range lookups on its key, as in Qdrant."""
+    key, _descending, _start = parse_order_by(order_by)
+    schema = col.payload_schema.get(key)
+    if field_type(schema) not in ("integer", "float", "datetime") or (isinstance(schema, dict) and schema.get("range") is False):
+        raise BadRequest("Bad request: No range index for `order_by` key found. "
+                         "Please create one to use `order_by`.")
 
 
 def order_value(value):

@@ -64,6 +64,21 @@ _TAKEN = {
     "UpdateCollection": {"collection_name", "optimizers_config", "timeout", "params", "hnsw_config", "vectors_config",
                          "quantization_config", "sparse_vectors_config", "strict_mode_config", "metadata"},
     "ChangeAliases": {"actions", "timeout"},
+    "DiscoverPoints": {"collection_name", "target", "context", "filter", "limit", "with_payload", "params", "offset",
+                       "using", "with_vectors", "lookup_from", "read_consistency", "timeout"},
+    "DiscoverBatchPoints": {"collection_name", "discover_points", "read_consistency", "timeout"},
+    "RecommendPoints": {"collection_name", "positive", "negative", "filter", "limit", "with_payload", "params",
+                        "score_threshold", "offset", "using", "with_vectors", "lookup_from", "read_consistency",
+                        "strategy", "positive_vectors", "negative_vectors", "timeout"},
+    "RecommendBatchPoints": {"collection_name", "recommend_points", "read_consistency", "timeout"},
+    "RecommendPointGroups": {"collection_name", "positive", "negative", "filter", "limit", "with_payload", "params",
+                             "score_threshold", "using", "with_vectors", "lookup_from", "group_by", "group_size",
+                             "read_consistency", "with_lookup", "strategy", "positive_vectors", "negative_vectors",
+                             "timeout"},
+    "SearchPointGroups": {"collection_name", "vector", "filter", "limit", "with_payload", "params", "score_threshold",
+                          "vector_name", "with_vectors", "group_by", "group_size", "read_consistency", "with_lookup",
+                          "timeout", "sparse_indices"},
+    "SearchMatrixPoints": {"collection_name", "filter", "sample", "limit", "using", "timeout", "read_consistency"},
     "QueryBatchPoints": {"collection_name", "query_points", "read_consistency", "timeout"},
     "CreateCollection": {"collection_name", "hnsw_config", "wal_config", "optimizers_config", "shard_number",
                          "on_disk_payload", "timeout", "vectors_config", "replication_factor",
@@ -458,13 +473,15 @@ def _search_params(params: pb.SearchParams) -> dict:
 
 
 def _read_common(req, body: dict) -> dict:
+    """filter, params, score_threshold, offset and the shape, those of them the message has."""
+    has = req.DESCRIPTOR.fields_by_name
     if req.HasField("filter"):
         body["filter"] = filter_json(req.filter)
     if req.HasField("params"):
         body["params"] = _search_params(req.params)
-    if req.HasField("score_threshold"):
+    if "score_threshold" in has and req.HasField("score_threshold"):
         body["score_threshold"] = req.score_threshold
-    if req.HasField("offset"):
+    if "offset" in has and req.HasField("offset"):
         body["offset"] = req.offset
     return _shape_fields(body, req)
 
@@ -510,7 +527,8 @@ def query_groups(req: pb.QueryPointGroups) -> dict:
                 setattr(plain, field, value)
     body = query(plain)
     body["group_by"] = req.group_by
-    if req.HasField("group_size"):
+    # Required (no presence) in the legacy messages: 0 reaches the validator, as in Qdrant.
+    if not req.DESCRIPTOR.fields_by_name["group_size"].has_presence or req.HasField("group_size"):
         body["group_size"] = req.group_size
     if req.HasField("with_lookup"):
         lookup = {"collection": req.with_lookup.collection}
@@ -520,6 +538,110 @@ def query_groups(req: pb.QueryPointGroups) -> dict:
             lookup["with_vectors"] = with_vectors(req.with_lookup.with_vectors)
         body["with_lookup"] = lookup
     return body
+
+
+def _example(ex: pb.VectorExample):
+    kind = ex.WhichOneof("example")
+    if kind == "id":
+        return point_id(ex.id)
+    if kind == "vector":
+        return vector(ex.vector)
+    raise BadRequest("Format error in request: an example must be `id` or `vector`")
+
+
+def _lookup_location(loc: pb.LookupLocation) -> dict:
+    if loc.HasField("shard_key_selector"):
+        reject_shard_key({"shard_key": _dump(library(GrpcToRest.convert_shard_key_selector, loc.shard_key_selector))})
+    out = {"collection": loc.collection_name}
+    if loc.HasField("vector_name"):
+        out["vector"] = loc.vector_name
+    return out
+
+
+def _legacy_read(req, body: dict) -> dict:
+    """The fields the legacy search-like RPCs share, in their REST spelling."""
+    if req.HasField("using"):
+        body["using"] = req.using
+    if req.HasField("lookup_from"):
+        body["lookup_from"] = _lookup_location(req.lookup_from)
+    return _read_common(req, body)
+
+
+def discover(req: pb.DiscoverPoints) -> dict:
+    """The REST ``/points/discover`` body."""
+    check_fields(req)
+    body = {"limit": req.limit,
+            "context": [{"positive": _example(p.positive), "negative": _example(p.negative)} for p in req.context]}
+    if req.HasField("target"):
+        body["target"] = _example(req.target.single)
+    return _legacy_read(req, body)
+
+
+def _recommend_examples(req) -> dict:
+    out = {"positive": point_ids(req.positive) + [vector(v) for v in req.positive_vectors],
+           "negative": point_ids(req.negative) + [vector(v) for v in req.negative_vectors]}
+    if req.HasField("strategy"):
+        out["strategy"] = library(GrpcToRest.convert_recommend_strategy, req.strategy).value
+    return out
+
+
+def recommend(req: pb.RecommendPoints) -> dict:
+    """The REST ``/points/recommend`` body."""
+    check_fields(req)
+    return _legacy_read(req, {"limit": req.limit, **_recommend_examples(req)})
+
+
+def _grouping(req, body: dict) -> dict:
+    body["group_by"] = req.group_by
+    # Required (no presence) in the legacy messages: 0 reaches the validator, as in Qdrant.
+    if not req.DESCRIPTOR.fields_by_name["group_size"].has_presence or req.HasField("group_size"):
+        body["group_size"] = req.group_size
+    if req.HasField("with_lookup"):
+        lookup = {"collection": req.with_lookup.collection}
+        if req.with_lookup.HasField("with_payload"):
+            lookup["with_payload"] = with_payload(req.with_lookup.with_payload)
+        if req.with_lookup.HasField("with_vectors"):
+            lookup["with_vectors"] = with_vectors(req.with_lookup.with_vectors)
+        body["with_lookup"] = lookup
+    return body
+
+
+def recommend_groups(req: pb.RecommendPointGroups) -> dict:
+    """The REST ``/points/recommend/groups`` body."""
+    check_fields(req)
+    return _grouping(req, _legacy_read(req, {"limit": req.limit, **_recommend_examples(req)}))
+
+
+def search_groups(req: pb.SearchPointGroups) -> dict:
+    """The REST ``/points/search/groups`` body; ``sparse_indices`` make the vector sparse."""
+    check_fields(req)
+    values = list(req.vector)
+    vec = {"indices": list(req.sparse_indices.data), "values": values} if req.HasField("sparse_indices") else values
+    body = {"vector": {"name": req.vector_name, "vector": vec} if req.HasField("vector_name") else vec,
+            "limit": req.limit}
+    return _grouping(req, _read_common(req, body))
+
+
+def matrix(req: pb.SearchMatrixPoints) -> dict:
+    """The REST ``/points/search/matrix/*`` body."""
+    check_fields(req)
+    body = {}
+    if req.HasField("filter"):
+        body["filter"] = filter_json(req.filter)
+    for field in ("sample", "limit", "using"):
+        if req.HasField(field):
+            body[field] = getattr(req, field)
+    return body
+
+
+def matrix_pairs(result: dict) -> pb.SearchMatrixPairs:
+    return pb.SearchMatrixPairs(pairs=[pb.SearchMatrixPair(a=point_id_message(p["a"]), b=point_id_message(p["b"]),
+                                                           score=p["score"]) for p in result["pairs"]])
+
+
+def matrix_offsets(result: dict) -> pb.SearchMatrixOffsets:
+    return pb.SearchMatrixOffsets(offsets_row=result["offsets_row"], offsets_col=result["offsets_col"],
+                                  scores=result["scores"], ids=[point_id_message(i) for i in result["ids"]])
 
 
 def groups_result(result: dict) -> pb.GroupsResult:
@@ -583,13 +705,19 @@ def _point_fields(rec: dict) -> dict:
 def record(rec: dict) -> pb.RetrievedPoint:
     fields = _point_fields(rec)
     if "order_value" in rec:
-        value = rec["order_value"]
-        fields["order_value"] = pb.OrderValue(int=value) if isinstance(value, int) else pb.OrderValue(float=value)
+        fields["order_value"] = _order_value(rec["order_value"])
     return pb.RetrievedPoint(**fields)
 
 
+def _order_value(value) -> pb.OrderValue:
+    return pb.OrderValue(int=value) if isinstance(value, int) else pb.OrderValue(float=value)
+
+
 def scored(rec: dict) -> pb.ScoredPoint:
-    return pb.ScoredPoint(score=rec["score"], version=rec["version"], **_point_fields(rec))
+    fields = _point_fields(rec)
+    if "order_value" in rec:
+        fields["order_value"] = _order_value(rec["order_value"])
+    return pb.ScoredPoint(score=rec["score"], version=rec["version"], **fields)
 
 
 def elapsed(started: float) -> float:

@@ -11,6 +11,7 @@ from api.grpc.errors import rpc, unimplemented_methods
 from api.rest import bodies
 from storage import operations as ops
 from storage import reads
+from storage.vectors import matrix as distance_matrix
 from storage.vectors.search import SearchRequest
 from streams.node import Node
 
@@ -167,6 +168,69 @@ class Points(points_service_pb2_grpc.PointsServicer):
         return pb.QueryBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
                                      time=convert.elapsed(started))
 
+    # ---- legacy read RPCs: the REST legacy bodies, read by the same parsers -------------
+
+    def _legacy(self, request, to_body, parse) -> list:
+        req = parse(to_body(request))
+        return self._scored(service.collection(self.node, request.collection_name), req)
+
+    def _legacy_batch(self, request, items, to_body, parse) -> list:
+        convert.check_fields(request)
+        reqs = [parse(to_body(item)) for item in items]
+        col = service.collection(self.node, request.collection_name)
+        return [pb.BatchResult(result=self._scored(col, r)) for r in reqs]
+
+    @rpc
+    async def Discover(self, request, context):
+        started = time.perf_counter()
+        found = self._legacy(request, convert.discover, SearchRequest.from_discover)
+        return pb.DiscoverResponse(result=found, time=convert.elapsed(started))
+
+    @rpc
+    async def DiscoverBatch(self, request, context):
+        started = time.perf_counter()
+        found = self._legacy_batch(request, request.discover_points, convert.discover, SearchRequest.from_discover)
+        return pb.DiscoverBatchResponse(result=found, time=convert.elapsed(started))
+
+    @rpc
+    async def Recommend(self, request, context):
+        started = time.perf_counter()
+        found = self._legacy(request, convert.recommend, SearchRequest.from_recommend)
+        return pb.RecommendResponse(result=found, time=convert.elapsed(started))
+
+    @rpc
+    async def RecommendBatch(self, request, context):
+        started = time.perf_counter()
+        found = self._legacy_batch(request, request.recommend_points, convert.recommend,
+                                   SearchRequest.from_recommend)
+        return pb.RecommendBatchResponse(result=found, time=convert.elapsed(started))
+
+    @rpc
+    async def RecommendGroups(self, request, context):
+        started = time.perf_counter()
+        body = convert.recommend_groups(request)
+        found = service.query_groups(self.node, request.collection_name, service.recommend_groups_query(body))
+        return pb.RecommendGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
+
+    @rpc
+    async def SearchGroups(self, request, context):
+        started = time.perf_counter()
+        body = convert.search_groups(request)
+        found = service.query_groups(self.node, request.collection_name, service.search_groups_query(body))
+        return pb.SearchGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
+
+    @rpc
+    async def SearchMatrixPairs(self, request, context):
+        started = time.perf_counter()
+        found = distance_matrix.pairs(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        return pb.SearchMatrixPairsResponse(result=convert.matrix_pairs(found), time=convert.elapsed(started))
+
+    @rpc
+    async def SearchMatrixOffsets(self, request, context):
+        started = time.perf_counter()
+        found = distance_matrix.offsets(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        return pb.SearchMatrixOffsetsResponse(result=convert.matrix_offsets(found), time=convert.elapsed(started))
+
 
 def _timeout(request) -> int | None:
     """A read's ``timeout`` (seconds), for strict mode's ``max_timeout``; not every
@@ -180,11 +244,4 @@ def _timeout(request) -> int | None:
 unimplemented_methods(Points, {
     "CreateVectorName": "vector names are fixed when a collection is created",
     "DeleteVectorName": "vector names are fixed when a collection is created",
-    "SearchGroups": "grouped search is not served (REST neither)",
-    "Recommend": "the legacy RPC is not served: use Query with a recommend query",
-    "RecommendBatch": "the legacy RPC is not served: use QueryBatch with recommend queries",
-    "RecommendGroups": "the legacy RPC is not served: use QueryGroups with a recommend query",
-    "Discover": "discovery queries are not served yet", "DiscoverBatch": "discovery queries are not served yet",
-    "SearchMatrixPairs": "distance matrices are not served (REST neither)",
-    "SearchMatrixOffsets": "distance matrices are not served (REST neither)",
 })

@@ -21,7 +21,9 @@ OPEN = {"/qdrant.Qdrant/HealthCheck"}
 READS = {"/qdrant.Collections/" + m for m in ("Get", "List", "CollectionExists", "ListAliases",
                                               "ListCollectionAliases")} | \
         {"/qdrant.Points/" + m for m in ("Get", "Scroll", "Count", "Search", "SearchBatch", "Query", "QueryBatch",
-                                         "QueryGroups", "Facet")}
+                                         "QueryGroups", "Facet", "Discover", "DiscoverBatch", "Recommend",
+                                         "RecommendBatch", "RecommendGroups", "SearchGroups", "SearchMatrixPairs",
+                                         "SearchMatrixOffsets")}
 # What a call needs beyond reading or writing its request's collection (as on REST,
 # api/rest/access.py): collection listings show only what the caller may see.
 NEEDS = {

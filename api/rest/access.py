@@ -14,7 +14,9 @@ _C = "/collections/{collection}"
 # POST endpoints that only read (every other POST, PUT, PATCH or DELETE writes).
 READING_POSTS = {_C + suffix for suffix in (
     "/points", "/points/scroll", "/points/count", "/points/query", "/points/query/batch", "/points/query/groups",
-    "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet")}
+    "/points/search", "/points/search/batch", "/points/recommend", "/points/recommend/batch", "/facet",
+    "/points/discover", "/points/discover/batch", "/points/search/matrix/pairs", "/points/search/matrix/offsets",
+    "/points/search/groups", "/points/recommend/groups")}
 # (method, route) -> (need, of the path's collection (True), of all (False), or none
 # (None: the listings, which show only what the caller may see)). Routes not listed
 # read or write their collection (by method).

@@ -6,8 +6,10 @@ reads it with a message of its own (``shard_key`` other than null, ``prefetch``,
 ``order_by``, sparse vectors, custom sharding). Storage hints that cannot change an
 answer (``on_disk_payload``, ``wal_config``, ``quantization``, ``indexed_only``, ...)
 are accepted and stored or left alone, as Qdrant does where they do not apply.
-tests/integration/test_no_silent_fields.py walks the pinned client's request models
-against this table.
+Objects inside a query (``mmr``, ``discover``, context pairs, ``relevance_feedback``,
+formula parameters, ...) are checked the same way by their parsers in storage/vectors/
+(``storage.errors.only_fields``). tests/integration/test_no_silent_fields.py walks the
+pinned client's request models against this table and those parsers.
 """
 from storage.errors import BadRequest
 
@@ -49,6 +51,10 @@ ACCEPTED = {
     # The legacy recommend endpoint: Qdrant's RecommendRequest.
     "recommend": {"shard_key", "positive", "negative", "strategy", "filter", "params", "limit", "offset",
                   "with_payload", "with_vector", "with_vectors", "score_threshold", "using", "lookup_from"},
+    # The legacy discover endpoint: Qdrant's DiscoverRequest (no score_threshold).
+    "discover": {"shard_key", "target", "context", "filter", "params", "limit", "offset", "with_payload",
+                 "with_vector", "with_vectors", "using", "lookup_from"},
+    "matrix": {"shard_key", "filter", "sample", "limit", "using"},
 
     # No quantization, no HNSW graph: these change nothing in pointlog, as in a Qdrant
     # collection without quantization or with every segment indexed.
@@ -57,7 +63,11 @@ ACCEPTED = {
 }
 
 # A grouped query: a query's fields (but `offset`: groups are not paged) and the grouping.
-ACCEPTED["groups"] = (ACCEPTED["query"] - {"offset"}) | {"group_by", "group_size", "with_lookup"}
+_GROUPING = {"group_by", "group_size", "with_lookup"}
+ACCEPTED["groups"] = (ACCEPTED["query"] - {"offset"}) | _GROUPING
+# The legacy grouped endpoints: Qdrant's SearchGroupsRequest and RecommendGroupsRequest.
+ACCEPTED["search_groups"] = (ACCEPTED["search"] - {"offset"}) | _GROUPING
+ACCEPTED["recommend_groups"] = (ACCEPTED["recommend"] - {"offset"}) | _GROUPING
 
 
 def only(body, kind: str, where: str = "") -> None:

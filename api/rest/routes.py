@@ -19,6 +19,7 @@ from storage import reads
 from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError
 from storage.ids import encode_id, parse_id
+from storage.vectors import matrix as distance_matrix
 from storage.vectors.search import SearchRequest
 from streams.node import Node
 
@@ -317,6 +318,57 @@ async def search_batch(request: Request, node: Node):
     return [service.search(node, col, req) for req in reqs]
 
 
+@handler
+async def search_groups(request: Request, node: Node):
+    body = await _read_body(request)
+    _only_search_fields(body, "search_groups")
+    return service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
+
+
+@handler
+async def recommend_groups(request: Request, node: Node):
+    body = await _read_body(request)
+    _only_search_fields(body, "recommend_groups")
+    return service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
+
+
+def _discover(body) -> SearchRequest:
+    body = _object(body)
+    req = SearchRequest.from_discover(body)
+    _only_search_fields(body, "discover")
+    return req
+
+
+@handler
+async def discover_points(request: Request, node: Node):
+    """The legacy endpoint: the answer is the list of points, as /points/search gives."""
+    req = _discover(await _read_body(request))
+    return service.search(node, _collection(request, node), req)
+
+
+@handler
+async def discover_batch(request: Request, node: Node):
+    reqs = [_discover(s) for s in _searches(await _read_body(request))]
+    col = _collection(request, node)
+    return [service.search(node, col, req) for req in reqs]
+
+
+async def _matrix(request: Request, node: Node) -> tuple:
+    body = await _read_body(request, required=False)
+    fields.only(body, "matrix")
+    return service.matrix(node, request.path_params["collection"], body)
+
+
+@handler
+async def matrix_pairs(request: Request, node: Node):
+    return distance_matrix.pairs(*await _matrix(request, node))
+
+
+@handler
+async def matrix_offsets(request: Request, node: Node):
+    return distance_matrix.offsets(*await _matrix(request, node))
+
+
 async def _read_body(request: Request, required: bool = True) -> dict:
     """A read request's JSON object; shard keys are refused like in writes."""
     return _object(await json_body(request, required=required))
@@ -369,5 +421,11 @@ ROUTES = [
     Route(_C + "/points/search/batch", search_batch, methods=["POST"]),
     Route(_C + "/points/recommend", recommend_points, methods=["POST"]),
     Route(_C + "/points/recommend/batch", recommend_batch, methods=["POST"]),
+    Route(_C + "/points/search/groups", search_groups, methods=["POST"]),
+    Route(_C + "/points/recommend/groups", recommend_groups, methods=["POST"]),
+    Route(_C + "/points/discover", discover_points, methods=["POST"]),
+    Route(_C + "/points/discover/batch", discover_batch, methods=["POST"]),
+    Route(_C + "/points/search/matrix/pairs", matrix_pairs, methods=["POST"]),
+    Route(_C + "/points/search/matrix/offsets", matrix_offsets, methods=["POST"]),
     Route(_C + "/points/{point_id}", get_point, methods=["GET"]),
 ]

@@ -38,6 +38,18 @@ def _geo_point(raw: Any, where: str) -> tuple[float, float]:
     return float(lon), float(lat)
 
 
+def parse_geo_point(raw: Any, where: str) -> tuple[float, float]:
+    """(lon, lat) of a GeoPoint in a request, validated as a filter's."""
+    return _geo_point(raw, where)
+
+
+def geo_distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres (haversine), as the server computes it."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (lon1, lat1, lon2, lat2))
+    a = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return _EARTH_RADIUS_M * 2 * math.asin(math.sqrt(a))
+
+
 def _payload_geo(x: Any) -> tuple[float, float] | None:
     """(lon, lat) of a payload value that is a geo point, else None."""
     if type(x) is not dict:

@@ -3,7 +3,8 @@
 A request with ``prefetch`` first runs each prefetch (recursively) for candidates;
 then either fuses their ranked lists (RRF: ``sum 1 / ((rank + 1) / weight + k - 1)``
 with k = 2 by default; DBSF: each list normalised to mean ± 3 standard deviations,
-then summed), or rescores the union of their candidates with its own query. Each level's filter is merged into the levels
+then summed), rescores the union of their candidates with a formula
+(storage/vectors/formula.py), or rescores that union with its own query. Each level's filter is merged into the levels
 below it, so a prefetch's limit counts only points that pass every filter above it.
 This is the server's evaluation order, as qdrant-client's local mode reproduces it.
 """
@@ -36,9 +37,14 @@ def _prefetch(col: Collection, req: SearchRequest, outer: dict | None, params: I
 
 
 def _merge(col: Collection, sources: list, req: SearchRequest, params: IndexParams) -> list:
-    if req.fusion is not None:
+    if req.fusion is not None or req.formula is not None:
         want = req.offset + req.limit
-        fused = rrf(sources, want, req.fusion[1], req.fusion[2]) if req.fusion[0] == "rrf" else dbsf(sources, want)
+        if req.formula is not None:
+            fused = req.formula.rescore(col, sources, want)
+        elif req.fusion[0] == "rrf":
+            fused = rrf(sources, want, req.fusion[1], req.fusion[2])
+        else:
+            fused = dbsf(sources, want)
         if req.score_threshold is not None:
             fused = [(pid, score) for pid, score in fused if score >= req.score_threshold]
         out = []

@@ -27,14 +27,15 @@ import numpy as np
 
 from storage.collection import Collection
 from storage.config import DEFAULT_VECTOR
-from storage.errors import BadRequest, NotFound, Unprocessable
+from storage.errors import BadRequest, NotFound, Unprocessable, only_fields
 from storage.filters import Filter, compile_filter
 from storage.ids import encode_id, parse_id
 from storage.vectors.annoy_index import AnnIndex, IndexParams, indexing
 from storage.values import parse_vector
 from storage.filters.payload_index import Plan
-from storage.reads import Shape, _limit, holds, scroll_keys
-from storage.vectors import recommend
+from storage.reads import (Shape, _limit, check_order_index, holds, parse_order_by, scroll_by_value,
+                           scroll_keys)
+from storage.vectors import discover, examples, feedback, formula, mmr, recommend
 from storage.vectors.multi import max_sim
 from storage.vectors.sparse import SparseVector, is_sparse
 from storage.vectors.elements import COSINE_RAW, cosine_raw
@@ -75,48 +76,39 @@ class SearchRequest:
     # rescored by this request's own query.
     prefetch: list | None = None
     fusion: tuple | None = None
-    recommend: object | None = None  # storage.vectors.recommend.Recommend
+    # A query scored against examples (storage/vectors/examples.py): recommend, discover,
+    # context or relevance feedback.
+    examples: object | None = None
+    mmr: object | None = None  # storage.vectors.mmr.Mmr: re-rank the nearest candidates for diversity
+    sample: bool = False  # ``sample: random``: matching points in a random order (``seed``'s)
+    seed: int = 0  # chosen by the front door, so storage itself stays deterministic
+    formula: object | None = None  # storage.vectors.formula.Formula: rescore the prefetches' candidates
+    order_by: object | None = None  # ``order_by``: points in the order of a payload value, as a scroll
 
     @property
     def is_listing(self) -> bool:
         """A query without ``query``: points in id order, as a scroll would give them."""
-        return self.vector is None and self.point_id is None and self.recommend is None
+        return (self.vector is None and self.point_id is None and self.examples is None and not self.sample
+                and self.formula is None and self.order_by is None)
 
     @staticmethod
     def from_query(body: dict, where: str = "") -> "SearchRequest":
         """A /points/query body (or one of its prefetches, ``where`` naming it)."""
         prefetch = _prefetches(body.get("prefetch"), where)
-        query = body.get("query", body.get("nearest"))
-        fusion, reco = None, None
-        if isinstance(query, dict) and "recommend" in query and len(query) == 1:
-            reco, query = recommend.parse(query["recommend"], where), None
-        elif isinstance(query, dict) and not is_sparse(query):
-            fusion = _fusion(query, where)
-            if fusion is not None:
-                if not prefetch:
-                    raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
-                query = None
-            elif "nearest" not in query:
-                kind = next(iter(query), "{}")
-                raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
-                                 "queries (by vector or point id), `fusion` / `rrf` of prefetches and queries "
-                                 "without `query` are supported")
-            else:
-                for option in query:
-                    if option != "nearest":  # mmr, ...: refused, never ignored
-                        raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
-                query = query["nearest"]
+        query, parts = _query_kinds(body.get("query", body.get("nearest")), prefetch, where)
         vector, point_id = None, None
         if isinstance(query, list) or is_sparse(query):
             vector = _query_vector(query)
         elif query is not None:
             point_id = parse_id(query)
-        elif prefetch and fusion is None and reco is None:
+        elif prefetch and not parts:
             raise BadRequest("Bad request: A query is needed to merge the prefetches.")
         req = SearchRequest._build(body, vector, point_id, _using(body.get("using")),
                                    body.get("with_payload", False), body.get("with_vector", False))
         req.lookup_from = _lookup_from(body.get("lookup_from"))
-        req.prefetch, req.fusion, req.recommend = prefetch, fusion, reco
+        req.prefetch = prefetch
+        for name, value in parts.items():
+            setattr(req, name, value)
         return req
 
     @staticmethod
@@ -139,7 +131,19 @@ class SearchRequest:
         raw = {k: body[k] for k in ("positive", "negative", "strategy") if body.get(k) is not None}
         req = SearchRequest._build(body, None, None, _using(body.get("using")), body.get("with_payload", False),
                                    body.get("with_vector", body.get("with_vectors", False)))
-        req.recommend = recommend.parse(raw, "")
+        req.examples = recommend.parse(raw, "")
+        req.lookup_from = _lookup_from(body.get("lookup_from"))
+        return req
+
+    @staticmethod
+    def from_discover(body: dict) -> "SearchRequest":
+        """A legacy /points/discover body: ``target`` (optional: context only) and
+        ``context`` pairs at the top level."""
+        req = SearchRequest._build(body, None, None, _using(body.get("using")), body.get("with_payload", False),
+                                   body.get("with_vector", body.get("with_vectors", False)))
+        target, context = body.get("target"), body.get("context")
+        pairs = [] if context is None else discover.parse_pairs(context, "context")
+        req.examples = discover.Discover(None if target is None else examples.example(target, "target"), pairs)
         req.lookup_from = _lookup_from(body.get("lookup_from"))
         return req
 
@@ -165,6 +169,51 @@ class SearchRequest:
         return SearchRequest(vector, point_id, using, flt, _limit(body.get("limit"), 10), offset,
                              threshold, bool(params.get("exact", False)), Shape(with_payload, with_vector),
                              ef or None)
+
+
+def _query_kinds(query, prefetch, where: str) -> tuple:
+    """(the nearest query's vector or point id, else None; the request fields another
+    kind of query sets: ``examples``, ``mmr``, ``sample``, ``order_by``, ``formula``, ``fusion``)."""
+    if not isinstance(query, dict) or is_sparse(query):
+        return query, {}
+    kind = next(iter(query), "{}")
+    if kind in _EXAMPLE_QUERIES or kind in ("sample", "order_by"):
+        for extra in query:
+            if extra != kind:
+                raise BadRequest(f"Bad request: `{where}query.{extra}` is not supported by pointlog beside `{kind}`")
+    if kind in _EXAMPLE_QUERIES:
+        return None, {"examples": _EXAMPLE_QUERIES[kind](query[kind], where)}
+    if kind == "order_by":
+        parse_order_by(query["order_by"])
+        return None, {"order_by": query["order_by"]}
+    if kind == "sample":
+        if query["sample"] != "random":
+            raise BadRequest(f"Format error in JSON body: {where}query.sample: unknown variant "
+                             f"`{query['sample']}`, expected `random`")
+        return None, {"sample": True}
+    if "formula" in query:
+        only_fields(query, formula.FIELDS, f"{where}query")
+        parsed = formula.parse(query["formula"], query.get("defaults"), where)
+        if not prefetch:
+            raise BadRequest(f"Bad request: {where}a formula query needs `prefetch` to rescore")
+        return None, {"formula": parsed}
+    fusion = _fusion(query, where)
+    if fusion is not None:
+        if not prefetch:
+            raise BadRequest(f"Bad request: {where}a fusion query needs `prefetch` to fuse")
+        return None, {"fusion": fusion}
+    if "nearest" not in query:
+        raise BadRequest(f"Bad request: `{kind}` queries are not supported by pointlog: only `nearest` "
+                         "(with `mmr`), `recommend`, `discover`, `context`, `relevance_feedback`, `order_by`, "
+                         "`sample`, `formula` and `fusion` / `rrf` queries, and queries without `query`")
+    for option in query:
+        if option not in ("nearest", "mmr"):  # refused, never ignored
+            raise BadRequest(f"Bad request: `{where}query.{option}` is not supported by pointlog")
+    return query["nearest"], ({"mmr": mmr.parse(query["mmr"], where)} if query.get("mmr") is not None else {})
+
+
+_EXAMPLE_QUERIES = {"recommend": recommend.parse, "discover": discover.parse_discover,
+                    "context": discover.parse_context, "relevance_feedback": feedback.parse}
 
 
 def _prefetches(raw, where: str) -> list | None:
@@ -268,8 +317,14 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
     req.shape.check(col)
     if req.is_listing:
         return listing(col, req)
-    if req.recommend is not None:
-        return recommend.run(col, req, params, search, exact_slots, _records)
+    if req.sample:
+        return sample(col, req)
+    if req.order_by is not None:
+        return ordered(col, req)
+    if req.examples is not None:
+        return examples.run(col, req, params, search, exact_slots, _records)
+    if req.mmr is not None:
+        return mmr.run(col, req, params, search)
     if req.using in col.config.sparse:
         return sparse_search(col, req)
     if req.using in col.multi:
@@ -314,6 +369,35 @@ def listing(col: Collection, req: SearchRequest) -> list:
         rec = req.shape.record(col, point)
         rec["score"] = 1.0
         rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
+def sample(col: Collection, req: SearchRequest) -> list:
+    """``sample: random``: ``limit`` matching points in a random order, score 1 (as
+    Qdrant's). The order comes from ``req.seed``, which the front door draws per request."""
+    flt = compile_filter(req.filter)
+    keys = list(scroll_keys(col, flt, None, len(col)))
+    picks = np.random.default_rng(req.seed).permutation(len(keys))[:req.limit]
+    out = []
+    for i in picks.tolist():
+        point = col.points[keys[i]]
+        rec = req.shape.record(col, point)
+        rec["score"] = 1.0
+        rec["version"] = point.version
+        out.append(rec)
+    return out
+
+
+def ordered(col: Collection, req: SearchRequest) -> list:
+    """``order_by`` inside a query: a scroll page by payload value (its ``order_value``
+    kept), score 1 as in Qdrant's local mode; ``offset`` skips into it."""
+    check_order_index(col, req.order_by)
+    page = scroll_by_value(col, req.order_by, req.filter, req.offset + req.limit, req.shape)["points"]
+    out = []
+    for rec in page[req.offset:]:
+        rec["score"] = 1.0
+        rec["version"] = col.points[encode_id(rec["id"])].version
         out.append(rec)
     return out
 

@@ -409,9 +409,8 @@ BAD = [
      INVALID, "`sparse_indices` of SearchPoints is not supported by pointlog"),
     ("prefetch without a query", "points", "Query", pb.QueryPoints(collection_name=P, prefetch=[pb.PrefetchQuery()]),
      INVALID, "A query is needed to merge the prefetches"),
-    ("discover query", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
-        discover=pb.DiscoverInput(target=pb.VectorInput(id=_pid(1))))), INVALID,
-     "`discover` queries are not supported by pointlog"),
+    ("discover query with a missing target", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
+        discover=pb.DiscoverInput(target=pb.VectorInput(id=_pid(999))))), NOT_FOUND, "No point with id 999 found"),
     ("query a missing point", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
         nearest=pb.VectorInput(id=_pid(999)))), NOT_FOUND, "No point with id 999 found"),
     ("lookup_from a missing collection", "points", "Query", pb.QueryPoints(collection_name=P, query=pb.Query(
@@ -437,8 +436,10 @@ BAD = [
     ("alias of a missing collection", "collections", "UpdateAliases", pb.ChangeAliases(actions=[pb.AliasOperations(
         create_alias=pb.CreateAlias(collection_name="nope", alias_name="a"))]), NOT_FOUND,
      "Collection `nope` doesn't exist!"),
-    ("recommend", "points", "Recommend", pb.RecommendPoints(collection_name=P), UNIMPLEMENTED,
-     "Recommend is not implemented by pointlog"),
+    ("recommend without examples", "points", "Recommend", pb.RecommendPoints(collection_name=P, limit=3), INVALID,
+     "No positive examples given with 'average_vector' strategy"),
+    ("a new vector name", "points", "CreateVectorName", pb.CreateVectorNameRequest(collection_name=P),
+     UNIMPLEMENTED, "is not implemented by pointlog"),
     ("facet without an index", "points", "Facet", pb.FacetCounts(collection_name=P, key="color"), INVALID,
      "Index required but not found for \"color\""),
 ]

@@ -8,6 +8,7 @@ import pytest
 from qdrant_client.http import models
 
 from api.rest.fields import ACCEPTED
+from storage.vectors import discover, feedback, formula, mmr
 from tests.support import end_offsets
 
 # kind -> (client model, method, path under the collection, a body that is valid without the field)
@@ -38,6 +39,7 @@ ENDPOINTS = {
     "batch_columns": (models.Batch, "PUT", "/points", {"batch": {"ids": [1], "vectors": [[1, 2]]}}),
     "point_vectors": (models.PointVectors, "PUT", "/points/vectors", {"points": [{"id": 1, "vector": [1, 2]}]}),
     "update_aliases": (models.ChangeAliasesOperation, "POST", None, {"actions": []}),
+    "matrix": (models.SearchMatrixRequest, "POST", "/points/search/matrix/pairs", {}),
 }
 # Names pointlog takes beside the model's own: Qdrant's body aliases.
 ALIASES = {"vectors", "with_vectors"}
@@ -77,7 +79,8 @@ def node(module_server):
 
 def test_the_table_names_only_fields_the_client_knows():
     # Legacy endpoints the pinned client has no request model for any more.
-    assert set(ENDPOINTS) | {"search", "recommend", "delete_field_index"} == set(ACCEPTED)
+    assert set(ENDPOINTS) | {"search", "recommend", "delete_field_index", "discover", "search_groups",
+                             "recommend_groups"} == set(ACCEPTED)
     for kind, (model, *_rest) in ENDPOINTS.items():
         unknown = ACCEPTED[kind] - set(model.model_fields) - ALIASES
         if kind == "upsert":
@@ -104,4 +107,52 @@ def test_a_field_pointlog_does_not_honour_is_refused_by_name(node, broker, kind,
     r = httpx.request(method, node.url + path + "?wait=true", json=where(kind, body, field), timeout=30)
     assert r.status_code == 400, (kind, field, r.text)
     assert f"{field}`" in r.json()["status"]["error"], r.text
+    assert end_offsets(broker.bootstrap, node.topic) == before
+
+
+# Objects inside a query: every field of the client's model is one the parser takes
+# (each tested against local mode where its feature is), and any other is refused by name.
+_Q = "/points/query"
+_PREFETCH = {"prefetch": {"query": [1, 2]}}
+NESTED = [
+    (models.Mmr, mmr.FIELDS, {"query": {"nearest": [1, 2], "mmr": {}}}, ("query", "mmr"), "query.mmr"),
+    (models.DiscoverInput, discover.DISCOVER_FIELDS, {"query": {"discover": {"target": 1, "context": []}}},
+     ("query", "discover"), "query.discover"),
+    (models.ContextPair, discover.PAIR_FIELDS, {"query": {"context": [{"positive": 1, "negative": [1, 1]}]}},
+     ("query", "context", 0), "query.context[0]"),
+    (models.RelevanceFeedbackInput, feedback.FIELDS, {"query": {"relevance_feedback": {
+        "target": 1, "feedback": [{"example": [1, 1], "score": 1}], "strategy": {"naive": {"a": 1, "b": 1, "c": 1}}}}},
+     ("query", "relevance_feedback"), "query.relevance_feedback"),
+    (models.FeedbackItem, feedback.ITEM_FIELDS, {"query": {"relevance_feedback": {
+        "target": 1, "feedback": [{"example": [1, 1], "score": 1}], "strategy": {"naive": {"a": 1, "b": 1, "c": 1}}}}},
+     ("query", "relevance_feedback", "feedback", 0), "query.relevance_feedback.feedback[0]"),
+    (models.NaiveFeedbackStrategyParams, feedback.NAIVE_FIELDS, {"query": {"relevance_feedback": {
+        "target": 1, "feedback": [], "strategy": {"naive": {"a": 1, "b": 1, "c": 1}}}}},
+     ("query", "relevance_feedback", "strategy", "naive"), "query.relevance_feedback.strategy.naive"),
+    (models.FormulaQuery, formula.FIELDS, {**_PREFETCH, "query": {"formula": "$score"}}, ("query",), "query"),
+    (models.DecayParamsExpression, formula.DECAY_FIELDS, {**_PREFETCH, "query": {"formula": {"exp_decay": {"x": 1}}}},
+     ("query", "formula", "exp_decay"), "query.formula.exp_decay"),
+    (models.DivParams, formula.DIV_FIELDS, {**_PREFETCH, "query": {"formula": {"div": {"left": 1, "right": 2}}}},
+     ("query", "formula", "div"), "query.formula.div"),
+    (models.PowParams, formula.POW_FIELDS, {**_PREFETCH, "query": {"formula": {"pow": {"base": 1, "exponent": 2}}}},
+     ("query", "formula", "pow"), "query.formula.pow"),
+    (models.GeoDistanceParams, formula.GEO_FIELDS, {**_PREFETCH, "query": {"formula": {"geo_distance": {
+        "origin": {"lon": 1, "lat": 2}, "to": "loc"}}}}, ("query", "formula", "geo_distance"),
+     "query.formula.geo_distance"),
+]
+
+
+@pytest.mark.parametrize("model,taken,body,at,name", NESTED, ids=[n[0].__name__ for n in NESTED])
+def test_objects_inside_a_query_take_their_model_s_fields_and_refuse_others(node, broker, model, taken, body, at,
+                                                                           name):
+    import copy
+    assert set(taken) == set(model.model_fields)
+    body = copy.deepcopy(body)
+    target = body
+    for step in at:
+        target = target[step]
+    target["bogus"] = 1
+    before = end_offsets(broker.bootstrap, node.topic)
+    r = httpx.post(f"{node.url}/collections/{COLLECTION}{_Q}", json=body, timeout=30)
+    assert r.status_code == 400 and f"`{name}.bogus` is not supported" in r.text, r.text
     assert end_offsets(broker.bootstrap, node.topic) == before

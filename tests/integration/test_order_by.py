@@ -55,3 +55,22 @@ def test_order_by_needs_a_range_index_and_no_offset(collection, module_server):
     assert r.status_code == 400 and "No range index for `order_by` key found" in r.text
     r = httpx.post(url, json={"order_by": "n", "offset": 3})
     assert r.status_code == 400 and "Offset is not supported" in r.text
+
+
+@pytest.mark.parametrize("key", ["n", "price", "t"])
+def test_order_by_inside_a_query_answers_like_local_mode(collection, module_server, key):
+    name, remote, local = collection
+    grpc_client = QdrantClient(url=module_server.url, grpc_port=module_server.grpc_port, prefer_grpc=True, timeout=30)
+    flt = models.Filter(must_not=[models.FieldCondition(key="g", match=models.MatchValue(value=1))])
+    middle = local.scroll(name, order_by=models.OrderBy(key=key), limit=40)[0][-1].order_value
+    for order_by in (models.OrderBy(key=key, direction=models.Direction.DESC),
+                     models.OrderBy(key=key, start_from=middle)):
+        query = models.OrderByQuery(order_by=order_by)
+        for kwargs in ({"limit": 15}, {"limit": 30, "offset": 7, "query_filter": flt, "with_payload": ["g"]}):
+            want = local.query_points(name, query=query, **kwargs).points
+            for client in (remote, grpc_client):
+                got = client.query_points(name, query=query, **kwargs).points
+                assert [(p.id, p.order_value, p.score, p.payload) for p in got] == \
+                    [(p.id, p.order_value, p.score, p.payload) for p in want]
+    r = httpx.post(f"{module_server.url}/collections/{name}/points/query", json={"query": {"order_by": "g"}})
+    assert r.status_code == 400 and "No range index for `order_by` key found" in r.text

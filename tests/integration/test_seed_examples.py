@@ -622,8 +622,8 @@ UNSUPPORTED_FEATURES = [
      400, "No range index for `order_by` key found", "no payload indexes, and Qdrant needs one for order_by"),
     ("fusion without prefetch", "POST", "/points/query", {"query": {"fusion": "rrf"}},
      400, "needs `prefetch`", "a fusion has nothing to fuse without prefetches"),
-    ("discover", "POST", "/points/query", {"query": {"discover": {"target": 1, "context": []}}},
-     400, "are supported", "no discovery queries yet"),
+    ("inference", "POST", "/points/query", {"query": {"text": "a red car", "model": "any/model"}},
+     400, "`text` queries are not supported by pointlog", "no embedding models: send vectors"),
 ]
 
 

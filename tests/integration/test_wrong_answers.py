@@ -88,10 +88,16 @@ def test_2_lookup_from_takes_the_vector_from_the_other_collection(node, broker):
             "Collection `no_such_collection` doesn't exist!")
 
 
-def test_3_mmr_is_refused_rather_than_ignored(node, broker):
+def test_3_mmr_reranks_as_local_mode_does(node):
     name = fresh(node)
-    refused(node, broker, "POST", f"/collections/{name}/points/query",
-            {"query": {"nearest": [1, 0, 0, 0], "mmr": {"diversity": 0.5}}, "using": "image"}, 400, "mmr")
+    local = mirror(name)
+    remote = QdrantClient(url=node.url, timeout=30)
+    query = models.NearestQuery(nearest=[1, 0, 0, 0], mmr=models.Mmr(diversity=0.9, candidates_limit=10))
+    want = local.query_points(name, query=query, using="image", limit=5).points
+    got = remote.query_points(name, query=query, using="image", limit=5).points
+    assert [p.id for p in got] == [p.id for p in want]
+    plain = remote.query_points(name, query=[1, 0, 0, 0], using="image", limit=5).points
+    assert [p.id for p in got] != [p.id for p in plain]  # not the plain nearest order
 
 
 def test_4_unknown_vector_names_in_with_vector_are_errors(node):

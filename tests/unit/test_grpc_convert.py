@@ -91,3 +91,42 @@ def test_create_collection_body_matches_rest():
     assert body["vectors"] == {"a": {"size": 3, "distance": "Dot"}}
     assert body["shard_number"] == 2 and body["on_disk_payload"] is True
     assert body["hnsw_config"] == {"m": 8} and body["optimizers_config"] == {"indexing_threshold": 100}
+
+
+_READS = {"DiscoverPoints": convert.discover, "RecommendPoints": convert.recommend,
+          "RecommendPointGroups": convert.recommend_groups, "SearchPointGroups": convert.search_groups,
+          "SearchMatrixPoints": convert.matrix, "SearchPoints": convert.search, "QueryPoints": convert.query,
+          "QueryPointGroups": convert.query_groups}
+
+
+def _set_any(msg, field) -> None:
+    if field.name == "shard_key_selector":
+        msg.shard_key_selector.shard_keys.add(number=1)
+    elif field.message_type:  # the only others not taken are single messages (sparse_indices)
+        getattr(msg, field.name).SetInParent()
+    else:
+        setattr(msg, field.name, type(field.default_value)(1) if field.type != field.TYPE_STRING else "x")
+
+
+@pytest.mark.parametrize("name", sorted(_READS))
+def test_every_field_of_a_read_message_is_taken_or_refused_by_name(name):
+    """The gRPC side of the no-silent-fields rule: a field missing from ``_TAKEN`` is refused."""
+    cls = getattr(pb, name)
+    for field in cls.DESCRIPTOR.fields:
+        if field.name in convert._TAKEN[name]:
+            continue
+        msg = cls(collection_name="c")
+        _set_any(msg, field)
+        with pytest.raises(BadRequest, match=f"`{field.name}` of {name}|shard keys are not supported"):
+            _READS[name](msg)
+
+
+def test_every_points_rpc_is_served_or_says_why_not():
+    from qdrant_client.grpc import points_service_pb2
+    from api.grpc.points import Points
+    from qdrant_client.grpc.points_service_pb2_grpc import PointsServicer
+    for method in points_service_pb2.DESCRIPTOR.services_by_name["Points"].methods:
+        assert getattr(Points, method.name) is not getattr(PointsServicer, method.name), method.name
+        if method.input_type.name in convert._TAKEN:
+            continue
+        assert method.name in ("CreateVectorName", "DeleteVectorName"), method.name
