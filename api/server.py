@@ -61,7 +61,9 @@ def serve(settings: Settings) -> None:
     app.task(indexes.run)
     http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
     # httptools parses HTTP in C; uvicorn's default (h11) parses it in Python.
-    serve_asgi(app, http, host=settings.host, port=settings.port, access_log=False, http="httptools")
+    # No proxy-headers middleware: pointlog never reads the client's address.
+    serve_asgi(app, http, host=settings.host, port=settings.port, access_log=False, http="httptools",
+               proxy_headers=False)
     if settings.grpc_port:
         app.service(grpc_service(node, settings.host, settings.grpc_port))
     worker = BoundedWorker(app, loglevel=settings.loglevel, quiet=True, node=node, grace=settings.stop_grace)
