@@ -28,6 +28,7 @@ PLAIN = [
     {"points": [{"id": 18446744073709551615, "vector": [0.5, -0.0, 1e-400], "payload": {"k": "v", "b": True}}]},
     {"points": [{"id": 1, "vector": {"img": [1.5, 2.5], "txt": [3, 4]}}], "shard_key": None},
     {"points": [{"id": 1, "vector": [1e39, 2.0]}]},  # beyond float32: the parser refuses it, as before
+    {"points": [{"id": 1, "vector": [1, 2], "payload": {"a[0]": "[x]", "l": [[1], []]}}]},  # brackets elsewhere
 ]
 
 FALLBACK = [
@@ -35,6 +36,11 @@ FALLBACK = [
     b'{"batch": {"ids": [1, 2], "vectors": [[1, true], [3, 4]]}}',  # a bool among numbers
     b'{"batch": {"ids": [1], "vectors": {"s": [{"indices": [1], "values": [0.5]}]}}}',  # sparse
     b'{"points": [{"id": 1, "vector": {"m": [[1, 2], [3, 4]]}}]}',  # a multivector
+    b'{"points": [{"id": 1, "vector": [[1], [2]]}]}',  # flattens to as many numbers as it has items
+    b'{"points": [{"id": 1, "vector": [1, [2]]}]}',
+    b'{"batch": {"ids": [1, 2], "vectors": [[1, 2], [[3], [4]]]}}',
+    b'{"batch": {"ids": [1, 2], "vectors": [[1, [], [2]], [3, 4, 5]]}}',
+    b'{"points": [{"id": 1, "vector": [1, 2], "payload": {"a": "\\u005b"}}]}',  # an escaped bracket
     b'{"points": [{"id": 1, "vector": []}]}',
     b'{"points": [{"id": 1, "vector": [1, 2]}], "points": []}',  # a duplicated key
     b'\xef\xbb\xbf{"points": []}',  # a byte order mark, which orjson refuses
