@@ -119,13 +119,14 @@ def _upsert(state: State, col: Collection, op: ops.Upsert, offset: int) -> None:
     if not op.points:
         raise BadRequest("Wrong input: Empty update request")
     only_if = col.compile_filter(op.update_filter)
+    stores = list(col.named_stores())  # an upsert adds no vector names
     for p in op.points:
         key = encode_id(p.id)
         if not _upsert_allowed(col, key, op.update_mode, only_if):
             continue
         point = Point(p.id, key, clone_json(p.payload) if p.payload else {}, offset)
         col.add(point)
-        for name, store in col.named_stores():
+        for name, store in stores:
             vec = p.vectors.get(name)
             if vec is None:
                 store.remove(key)

@@ -46,6 +46,8 @@ def parse_vector(value, where: str):
         if len(value) % 4:
             raise BadRequest(f"Format error in JSON body: {where} has a partial float32")
         return np.frombuffer(value, dtype="<f4")
+    if isinstance(value, np.ndarray):  # decoded straight from JSON text (api/rest/vector_json.py)
+        return _finite(value, where)
     if is_sparse(value):
         return parse_sparse(value, where)
     if not isinstance(value, list):
@@ -71,6 +73,10 @@ def parse_vector(value, where: str):
             raise BadRequest(f"Format error in JSON body: {where} has a value out of float32 range") from None
     with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
         arr = arr.astype(np.float32)
+    return _finite(arr, where)
+
+
+def _finite(arr: np.ndarray, where: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise BadRequest(f"Format error in JSON body: {where} has a value out of float32 range")
     return arr
@@ -109,6 +115,10 @@ def _parse_column(col: list, where: str):
     """A batch column in one numpy conversion when it is a plain float matrix (the
     common case, several times cheaper than a conversion per row); otherwise row by
     row, with the exact per-vector checks and messages."""
+    if isinstance(col, np.ndarray):  # a float32 matrix decoded straight from JSON text
+        if np.isfinite(col).all():
+            return list(col)
+        return [parse_vector(row, f"{where}[{i}]") for i, row in enumerate(col)]  # names the row
     if col and all(type(row) is list for row in col):
         try:
             with np.errstate(over="ignore"):
@@ -145,6 +155,10 @@ def point_vectors_from_list(raw) -> list:
     return [PointVectors(p.id, p.vectors) for p in points_from_list(raw, with_payload=False, vector_required=True)]
 
 
+def _require_column(value, where: str):
+    return value if isinstance(value, np.ndarray) else require_list(value, where)
+
+
 def points_from_batch(batch) -> list:
     """The columnar ``batch: {ids, vectors, payloads}`` form as PointStructs."""
     batch = require_dict(batch, "batch")
@@ -154,9 +168,9 @@ def points_from_batch(batch) -> list:
     columns: dict = {}
     if isinstance(raw_vectors, dict):
         for name, col in raw_vectors.items():
-            columns[str(name)] = require_list(col, f"batch.vectors.{name}")
+            columns[str(name)] = _require_column(col, f"batch.vectors.{name}")
     elif raw_vectors is not None:
-        columns[DEFAULT_VECTOR] = require_list(raw_vectors, "batch.vectors")
+        columns[DEFAULT_VECTOR] = _require_column(raw_vectors, "batch.vectors")
     for name, col in columns.items():
         if len(col) != n:
             raise Unprocessable(f"Validation error in JSON body: [batch: number of ids and vectors must be "

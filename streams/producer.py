@@ -32,7 +32,7 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 class Producer:
-    def __init__(self, kafka: Connection | str, topic: str, linger_ms: int = 1, request_timeout_ms: int = 5000):
+    def __init__(self, kafka: Connection | str, topic: str, linger_ms: int = 0, request_timeout_ms: int = 5000):
         self.topic = topic
         # aiokafka binds to the running loop, so the client is made in start().
         self._options = dict(

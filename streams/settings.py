@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     port: int = Field(6333, ge=0, le=65535, description="HTTP port (Qdrant's REST API)")
     grpc_port: int = Field(6334, ge=0, le=65535, description="gRPC port (Qdrant's gRPC API; 0: off)")
     fetch_wait_ms: int = Field(50, ge=1, description="longest a consumer fetch waits when the log is idle")
-    linger_ms: int = Field(1, ge=0, description="producer linger before a batch is sent")
+    # 0: a lone wait=true write is sent at once. Under load nothing is lost: aiokafka
+    # keeps one produce request in flight per broker and batches whatever queues behind it.
+    linger_ms: int = Field(0, ge=0, description="producer linger before a batch is sent")
     checkpoint_every: float = Field(0.0, ge=0, description="seconds between automatic checkpoints (0: off)")
     checkpoint_keep: int = Field(2, ge=0, description="automatic checkpoints kept under DATA_DIR/checkpoints")
     loglevel: str = Field("warning", description="log level of the server")

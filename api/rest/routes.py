@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from api import service
-from api.rest import bodies, fields
+from api.rest import bodies, fields, vector_json
 from api.rest.metrics import scrape
 from api.rest.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
@@ -136,10 +136,15 @@ async def _parse_write(request: Request, node: Node, op_class, body=None):
     return col, op, wait, timeout
 
 
+# Writes whose bodies carry dense vectors: decoded by simdjson when plain.
+_VECTOR_BODIES = (ops.Upsert, ops.UpdateVectors)
+
+
 def write_handler(op_class):
     @handler
     async def write(request: Request, node: Node):
-        col, op, wait, timeout = await _parse_write(request, node, op_class)
+        body = vector_json.loads(await request.body()) if op_class in _VECTOR_BODIES else None
+        col, op, wait, timeout = await _parse_write(request, node, op_class, body)
         return await service.submit(node, col.name, op, wait, timeout)
     write.__name__ = f"write_{op_class.kind}"
     return write

@@ -306,7 +306,7 @@ def scores(store: VectorStore, query: np.ndarray, slots: np.ndarray) -> np.ndarr
     if len(slots) > store.used // 2:
         # Most of the store: scan the matrix in place rather than copying rows out.
         return score_rows(store.matrix[: store.used], query, store.kernel)[slots]
-    return score_rows(store.matrix[slots], query, store.kernel)
+    return score_rows(store.rows(slots), query, store.kernel)
 
 
 def prepare_query(store: VectorStore, query: np.ndarray) -> np.ndarray:

@@ -99,10 +99,33 @@ class VectorStore:
         key = (what, self.generation, self.removals)
         found = self._cache.get(key)
         if found is None:
-            if len(self._cache) > 8:
-                self._cache.clear()
-            found = self._cache[key] = compute()
+            found = self._remember(key, compute())
         return found
+
+    def _remember(self, key: tuple, value):
+        """Memoize under a key ending in (generation, removals), dropping what an
+        earlier generation left (gathered rows are large)."""
+        now = key[-2:]
+        for old in [k for k in self._cache if k[-2:] != now]:
+            del self._cache[old]
+        if len(self._cache) > 8:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        """``matrix[slots]``. Gathering the rows of a selective filter's slots is the
+        largest cost of scoring them, and the next query with the same filter gets the
+        very slot array ``cached`` holds: its rows are kept beside it, until the next
+        put or remove, while they are at most an eighth of the store."""
+        key = ("rows", id(slots), self.generation, self.removals)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is slots:
+            return hit[1]
+        rows = self.matrix[slots]
+        if len(slots) <= self._next // 8 and any(found is slots for found in self._cache.values()):
+            self._remember(key, (slots, rows))  # the slots too: the key's id() stays theirs
+        return rows
 
     def _allocate(self) -> int:
         if self._free:

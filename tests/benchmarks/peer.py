@@ -8,7 +8,8 @@ import time
 
 from qdrant_client import QdrantClient, models
 
-from tests.benchmarks.workload import BATCH, DIM, exact_top, payload, percentile, queries, vectors
+from tests.benchmarks.workload import (BATCH, DELETE_FILTER, DIM, INDEXED_FIELD, SEARCH_FILTER, SET_FILTER, exact_top,
+                                       payload, percentile, queries, vectors)
 
 
 def rss_mb() -> float:
@@ -33,6 +34,7 @@ def main(n: int, n_queries: int) -> dict:
     path = tempfile.mkdtemp(prefix="peer-")
     disk = QdrantClient(path=path)
     disk.create_collection("bench", vectors_config=params)
+    disk.create_payload_index("bench", INDEXED_FIELD["field_name"], INDEXED_FIELD["field_schema"])
     t0 = time.perf_counter()
     for start in range(0, n, BATCH):
         ids = list(range(start, min(n, start + BATCH)))
@@ -78,17 +80,16 @@ def main(n: int, n_queries: int) -> dict:
     out["peer_search_p50_ms"] = percentile(lat, 50)
     out["peer_search_p99_ms"] = percentile(lat, 99)
     out["peer_recall_at_10"] = hits / (10 * len(qs))
-    flt = models.Filter(must=[models.FieldCondition(key="category", match=models.MatchValue(value="c3"))])
+    flt = models.Filter.model_validate(SEARCH_FILTER)
     t0 = time.perf_counter()
     for q in qs[: max(1, len(qs) // 2)]:
         mem.query_points("bench", query=q.tolist(), limit=10, query_filter=flt)
     out["peer_filtered_search_qps"] = max(1, len(qs) // 2) / (time.perf_counter() - t0)
 
     # Filter-selected writes on the durable (on-disk) collection.
-    from tests.benchmarks.run import DELETE_FILTER, SET_FILTER
     disk = QdrantClient(path=path)
     t0 = time.perf_counter()
-    disk.set_payload("bench", {"tag": "sale"}, points=models.Filter.model_validate(SET_FILTER))
+    disk.set_payload("bench", {"label": "sale"}, points=models.Filter.model_validate(SET_FILTER))
     out["peer_set_payload_by_filter_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     disk.delete("bench", points_selector=models.FilterSelector(filter=models.Filter.model_validate(DELETE_FILTER)))

@@ -1,5 +1,10 @@
-"""The benchmark workload: clustered 128-d float32 vectors with small payloads,
-the same for pointlog and the peer."""
+"""The benchmark workload, the same for pointlog and the peer, shaped like what
+Python clients send: clustered 128-d vectors serialized by ``json.dumps`` (every
+float32 component as a full-precision double, ~18 characters), three payload
+fields (an int, a float, a short string) and a declared payload index on the int
+field that filtered search selects on."""
+import json
+
 import numpy as np
 
 DIM = 128
@@ -39,7 +44,30 @@ def isotropic(n: int, seed: int = 7, clusters: int = 100) -> np.ndarray:
 
 
 def payload(i: int) -> dict:
-    return {"category": f"c{i % 10}", "price": (i * 37) % 1000 / 10.0, "in_stock": i % 3 != 0}
+    return {"group": i % 10, "price": (i * 37) % 1000 / 10.0, "label": f"item-{i % 97}"}
+
+
+INDEXED_FIELD = {"field_name": "group", "field_schema": "integer"}  # declared before ingest
+SEARCH_FILTER = {"must": [{"key": "group", "match": {"value": 3}}]}  # 10% of the points
+
+
+def search_mask(n: int) -> np.ndarray:
+    return np.arange(n) % 10 == 3
+
+
+SET_FILTER = {"must": [{"key": "price", "range": {"lt": 60.0}}]}  # 60% (37 is prime to 1000)
+DELETE_FILTER = {"must": [{"key": "group", "match": {"value": 9}}]}  # 10%
+
+
+def dumps(body: dict) -> bytes:
+    """A request body as Python clients write it: ``json.dumps`` of float lists."""
+    return json.dumps(body).encode()
+
+
+def batch_body(data: np.ndarray, start: int, ids: list) -> bytes:
+    """A columnar upsert of ``ids`` (vectors from ``data[start:]``)."""
+    rows = data[ids[0] - start:ids[-1] - start + 1].astype(np.float64).tolist()
+    return dumps({"batch": {"ids": ids, "vectors": rows, "payloads": [payload(i) for i in ids]}})
 
 
 def queries(n: int, seed: int = 11, isotropic_data: bool = False) -> np.ndarray:

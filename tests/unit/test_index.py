@@ -257,3 +257,19 @@ def test_vector_store_stamps_changes_and_reused_slots():
     store.mark_changed([b"\x00", b"missing"])
     assert list(store.changed_since(snapshot)) == [0, 1]
     assert list(store.alive_slots()) == [0, 1, 2]
+
+
+def test_gathered_rows_of_a_cached_filter_are_reused_until_the_next_write():
+    from storage.vectors.store import VectorStore
+    store = VectorStore(3, "Dot")
+    for i in range(64):
+        store.put(i.to_bytes(9, "big"), np.full(3, i, dtype=np.float32))
+    slots = store.cached(("filter", "group=3"), lambda: np.arange(3, 64, 10))
+    rows = store.rows(slots)
+    assert store.rows(slots) is rows and np.array_equal(rows, store.matrix[slots])
+    narrowed = slots[slots != 13]  # not an array the cache holds: gathered afresh each time
+    assert store.rows(narrowed) is not store.rows(narrowed)
+    store.put((13).to_bytes(9, "big"), np.full(3, -1, dtype=np.float32))  # a write to a cached row
+    again = store.cached(("filter", "group=3"), lambda: np.arange(3, 64, 10))
+    assert again is not slots and len(store._cache) == 1  # the old generation's entries are gone
+    assert store.rows(again)[1].tolist() == [-1, -1, -1]
