@@ -376,7 +376,7 @@ def listing(col: Collection, req: SearchRequest) -> list:
 def sample(col: Collection, req: SearchRequest) -> list:
     """``sample: random``: ``limit`` matching points in a random order, score 1 (as
     Qdrant's). The order comes from ``req.seed``, which the front door draws per request."""
-    flt = compile_filter(req.filter)
+    flt = col.compile_filter(req.filter)
     keys = list(scroll_keys(col, flt, None, len(col)))
     picks = np.random.default_rng(req.seed).permutation(len(keys))[:req.limit]
     out = []
