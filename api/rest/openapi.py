@@ -62,10 +62,18 @@ BODIES = {
     ("POST", _C + "/points/search/batch"): ("search[]", False),
     ("POST", _C + "/points/recommend"): ("recommend", False),
     ("POST", _C + "/points/recommend/batch"): ("recommend[]", False),
+    ("POST", _C + "/points/search/groups"): ("search_groups", False),
+    ("POST", _C + "/points/recommend/groups"): ("recommend_groups", False),
+    ("POST", _C + "/points/discover"): ("discover", False),
+    ("POST", _C + "/points/discover/batch"): ("discover[]", False),
+    ("POST", _C + "/points/search/matrix/pairs"): ("matrix", False),
+    ("POST", _C + "/points/search/matrix/offsets"): ("matrix", False),
     ("POST", "/collections/aliases"): ("ChangeAliasesOperation", False),
     ("POST", "/pointlog/checkpoint"): ("checkpoint", True),
 }
-_LEGACY = {"search", "recommend"}
+_LEGACY = {"search", "recommend", "search_groups", "recommend_groups", "discover", "matrix"}
+_REQUIRED = {"search": ["vector"], "search_groups": ["vector", "group_by", "limit", "group_size"],
+             "recommend_groups": ["group_by", "limit", "group_size"], "discover": ["limit"]}
 # Query parameters pointlog reads, by route kind.
 _WRITE_PARAMS = ("wait", "ordering", "timeout")
 _PARAMS = {
@@ -108,7 +116,7 @@ def _legacy(kind: str, components: dict) -> dict:
     props = {}
     for name in sorted(ACCEPTED[kind]):
         props[name] = copy.deepcopy(donor.get(name) or query.get(ALIASES.get(name, name)) or {})
-    required = ["vector"] if kind == "search" else []
+    required = [name for name in _REQUIRED.get(kind, []) if name in props]
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 

@@ -116,7 +116,7 @@ class Space:
 
     def check(self, vec):
         """The example as this space compares it; Qdrant's errors for one that does not fit."""
-        if (self.kind == "sparse") != isinstance(vec, SparseVector):
+        if (self.kind == "sparse") != isinstance(vec, SparseVector) or (self.kind == "dense" and vec.ndim != 1):
             raise BadRequest("Wrong input: Conversion between sparse and regular vectors failed for vector: "
                              f"{self.using}")
         if self.kind == "sparse":
