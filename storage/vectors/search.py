@@ -363,8 +363,13 @@ def search(col: Collection, req: SearchRequest, params: IndexParams) -> list:
 def listing(col: Collection, req: SearchRequest) -> list:
     """A query without a query: matching points in id order, score 1 (as Qdrant's)."""
     keys = scroll_keys(col, col.compile_filter(req.filter), None, req.offset + req.limit)
+    return _unscored(col, req, itertools.islice(keys, req.offset, req.offset + req.limit))
+
+
+def _unscored(col: Collection, req: SearchRequest, keys) -> list:
+    """Records of these points with score 1, as Qdrant scores queries that rank nothing."""
     out = []
-    for key in itertools.islice(keys, req.offset, req.offset + req.limit):
+    for key in keys:
         point = col.points[key]
         rec = req.shape.record(col, point)
         rec["score"] = 1.0
@@ -379,14 +384,7 @@ def sample(col: Collection, req: SearchRequest) -> list:
     flt = col.compile_filter(req.filter)
     keys = list(scroll_keys(col, flt, None, len(col)))
     picks = np.random.default_rng(req.seed).permutation(len(keys))[:req.limit]
-    out = []
-    for i in picks.tolist():
-        point = col.points[keys[i]]
-        rec = req.shape.record(col, point)
-        rec["score"] = 1.0
-        rec["version"] = point.version
-        out.append(rec)
-    return out
+    return _unscored(col, req, (keys[i] for i in picks.tolist()))
 
 
 def ordered(col: Collection, req: SearchRequest) -> list:
