@@ -171,13 +171,18 @@ class Points(points_service_pb2_grpc.PointsServicer):
     # ---- legacy read RPCs: the REST legacy bodies, read by the same parsers -------------
 
     def _legacy(self, request, to_body, parse) -> list:
-        req = parse(to_body(request))
-        return self._scored(service.collection(self.node, request.collection_name), req)
+        body = to_body(request)
+        req = parse(body)
+        col = service.collection(self.node, request.collection_name)
+        service.check_read(col, "search", body, _timeout(request))
+        return self._scored(col, req)
 
     def _legacy_batch(self, request, items, to_body, parse) -> list:
         convert.check_fields(request)
-        reqs = [parse(to_body(item)) for item in items]
+        bodies = [to_body(item) for item in items]
+        reqs = [parse(body) for body in bodies]
         col = service.collection(self.node, request.collection_name)
+        service.check_batch(col, bodies, _timeout(request))
         return [pb.BatchResult(result=self._scored(col, r)) for r in reqs]
 
     @rpc

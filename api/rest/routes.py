@@ -347,14 +347,16 @@ def _discover(body) -> SearchRequest:
 @handler
 async def discover_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
-    req = _discover(await _read_body(request))
-    return service.search(node, _collection(request, node), req)
+    body = await _read_body(request)
+    req = _discover(body)
+    return service.search(node, _searched(request, node, body), req)
 
 
 @handler
 async def discover_batch(request: Request, node: Node):
-    reqs = [_discover(s) for s in _searches(await _read_body(request))]
-    col = _collection(request, node)
+    searches = _searches(await _read_body(request))
+    reqs = [_discover(s) for s in searches]
+    col = _batch(request, node, searches)
     return [service.search(node, col, req) for req in reqs]
 
 

@@ -85,6 +85,28 @@ def test_max_query_limit(col):
                                                      "limit": 3}), "limit")
 
 
+def test_example_queries_obey_the_query_limit(col, module_server):
+    """Discover and the legacy recommend/discover RPCs are search-like reads too."""
+    strict(col, enabled=True, max_query_limit=3)
+    name = col.rsplit("/", 1)[1]
+    refused(httpx.post(f"{col}/points/discover", json={"target": 1, "limit": 5}), "limit")
+    refused(httpx.post(f"{col}/points/discover/batch", json={"searches": [{"target": 1, "limit": 5}]}), "limit")
+    refused(httpx.post(f"{col}/points/recommend", json={"positive": [1], "limit": 5}), "limit")
+    import grpc
+    from qdrant_client import grpc as pb
+    client = QdrantClient(url=module_server.url, grpc_port=module_server.grpc_port, prefer_grpc=True, timeout=30)
+    points = client._client.grpc_points  # the pinned client no longer calls the legacy RPCs itself
+    one = pb.PointId(num=1)
+    for call in (lambda: points.Discover(pb.DiscoverPoints(collection_name=name, target=pb.TargetVector(
+                     single=pb.VectorExample(id=one)), limit=5)),
+                 lambda: points.Recommend(pb.RecommendPoints(collection_name=name, positive=[one], limit=5)),
+                 lambda: points.RecommendBatch(pb.RecommendBatchPoints(collection_name=name, recommend_points=[
+                     pb.RecommendPoints(collection_name=name, positive=[one], limit=5)]))):
+        with pytest.raises(grpc.RpcError, match="Limit exceeded 5 > 3"):
+            call()
+    assert len(points.Recommend(pb.RecommendPoints(collection_name=name, positive=[one], limit=3)).result) == 3
+    client.close()
+
 def test_max_timeout(col):
     strict(col, enabled=True, max_timeout=2)
     httpx.post(f"{col}/points/search?timeout=2", json={"vector": VEC, "limit": 3}).raise_for_status()
