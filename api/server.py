@@ -13,6 +13,7 @@ from streams.node import Node
 from streams.node_metrics import consumer_log_ends
 from streams.producer import Producer
 from streams.replay import LogReader
+from streams.shard_worker import shard_service
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import BoundedWorker, build_faust_app
@@ -72,6 +73,7 @@ def serve(settings: Settings) -> None:
                proxy_headers=False, **tls)
     if settings.grpc_port:
         app.service(grpc_service(node, settings.host, settings.grpc_port))
+    app.service(shard_service(node))
     worker = BoundedWorker(app, loglevel=settings.loglevel, quiet=True, node=node, grace=settings.stop_grace)
     print(f"pointlog: applying {settings.topic}@{settings.kafka} into {settings.data_dir}; "
           f"HTTP on {'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"

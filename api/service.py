@@ -7,10 +7,11 @@ import os
 import secrets
 import uuid
 
+from api import shards as sharded_api
 from api.access import READ, Keys, caller
 from storage import aliases
 from storage import operations as ops
-from storage import reads, strict_mode
+from storage import reads, shards, strict_mode
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -22,17 +23,23 @@ from storage.vectors.annoy_index import index_status
 from storage.vectors.search import SearchRequest, vector_of
 from streams import snapshots
 from streams.node import Node
+from streams.shard_worker import node_name
 
 # Characters Qdrant refuses in a collection name (they are unsafe in file names).
 _FORBIDDEN_IN_NAMES = '<>:"/\\|?*\0\x1f'
 
 
-def collection(node: Node, name: str) -> Collection:
+def collection(node: Node, name: str, sharded: bool = False) -> Collection:
+    """The collection a name or alias means. A sharded one's entry here holds no points
+    (its shards do): only callers that go through api/shards.py ask with ``sharded``;
+    any other read of it is refused rather than answered from the empty entry."""
     if len(name) > 255:  # Qdrant validates the path before looking: 422, not 404
         check_new_name(name)
     col = node.state.collections.get(node.state.resolve(name))
     if col is None:
         raise collection_not_found(name)
+    if not sharded and shards.is_sharded(col):
+        raise sharded_api.refused("this request")
     return col
 
 
@@ -84,12 +91,14 @@ async def create_collection(node: Node, name: str, op: ops.CreateCollection, tim
         raise Conflict(f"Wrong input: Collection `{name}` already exists!")
     aliases.check_new_collection_name(node.state.aliases, name)
     await node.submit(ops.Command(name, op), True, timeout)
+    if shards.shard_count(op.config) > 1:
+        await sharded_api.ensure_topic(node, node.state.collections.get(name))
     return True
 
 
 async def update_collection(node: Node, name: str, op: ops.UpdateCollection, timeout: float | None) -> bool:
     col = check_write(node, name, op)
-    await node.submit(ops.Command(col.name, op), True, timeout)
+    await submit(node, col.name, op, True, timeout)
     return True
 
 
@@ -129,7 +138,7 @@ def wait_timeout(seconds: int | None, where: str) -> float | None:
 def check_write(node: Node, name: str, op: ops.Operation, timeout: float | None = None) -> Collection:
     """The checks of a write that need its collection (its config, its strict mode);
     nothing is published unless they pass."""
-    col = collection(node, name)
+    col = collection(node, name, sharded=True)
     op.validate_against(col.config)
     limits = strict_mode.active(col)
     # Collection updates and index drops stay possible: they are how limits are lifted.
@@ -164,6 +173,9 @@ def check_batch(col: Collection, searches: list, timeout: float | None = None) -
 
 async def submit(node: Node, name: str, op: ops.Operation, wait: bool, timeout: float | None) -> dict:
     """An UpdateResult: ``operation_id`` (the record's offset) and ``status``."""
+    col = node.state.collections.get(name)
+    if shards.is_sharded(col):
+        return await sharded_api.submit(node, col, op, wait, timeout)
     return await node.submit(ops.Command(name, op), wait, timeout)
 
 
@@ -272,6 +284,41 @@ def _resolve_lookups(node: Node, col: Collection, req: SearchRequest) -> None:
             req.point_id = None
 
 
+# ---- reads of any collection: sharded ones through api/shards.py ----------------------
+
+async def retrieve(node: Node, col: Collection, ids: list, body: dict) -> list:
+    if shards.is_sharded(col):
+        return await sharded_api.retrieve(node, col, ids, body)
+    return reads.retrieve(col, ids, reads.Shape.from_body(body))
+
+
+async def scroll_page(node: Node, col: Collection, body: dict) -> dict:
+    if shards.is_sharded(col):
+        return await sharded_api.scroll(node, col, body)
+    return scroll(col, body)
+
+
+async def count(node: Node, col: Collection, body: dict) -> int:
+    if shards.is_sharded(col):
+        return await sharded_api.count(node, col, body)
+    return reads.count(col, body.get("filter"))
+
+
+async def facet_of(node: Node, col: Collection, body: dict) -> dict:
+    if shards.is_sharded(col):
+        facet_index(col, body)
+        return await sharded_api.facet(node, col, body)
+    return facet(col, body)
+
+
+async def search_all(node: Node, col: Collection, form: str, bodies: list, reqs: list) -> list:
+    """Answers to search-like requests (``form``: "query" or "search", their bodies'
+    dialect), one list of scored points each."""
+    if shards.is_sharded(col):
+        return await sharded_api.search(node, col, form, bodies, reqs)
+    return [search(node, col, req) for req in reqs]
+
+
 def scroll(col: Collection, body: dict) -> dict:
     """A scroll page: in id order from ``offset``, or in the order of a payload value."""
     shape = reads.Shape.from_body(body)
@@ -306,6 +353,11 @@ _FACET_INDEXES = ("keyword", "integer", "uuid", "bool")
 
 def facet(col: Collection, body: dict) -> dict:
     """Facet counts need a payload index on the key that looks values up, as in Qdrant."""
+    facet_index(col, body)
+    return reads.facet(col, body["key"], body.get("filter"), body.get("limit"))
+
+
+def facet_index(col: Collection, body: dict) -> None:
     key = body.get("key")
     if not isinstance(key, str):
         raise BadRequest("Format error in JSON body: missing field `key`")
@@ -313,7 +365,6 @@ def facet(col: Collection, body: dict) -> dict:
         raise BadRequest(f"Bad request: Index required but not found for \"{key}\" of one of the following "
                          f"types: [{', '.join(_FACET_INDEXES)}]. Help: Create an index for this key or use a "
                          "different filter.")
-    return reads.facet(col, key, body.get("filter"), body.get("limit"))
 
 
 def node_id(node: Node) -> uuid.UUID:
@@ -322,15 +373,28 @@ def node_id(node: Node) -> uuid.UUID:
 
 
 def peer_id(node: Node) -> int:
-    return node_id(node).int >> 65  # a u64 any JSON reader holds exactly
+    """This node's peer id, as the other nodes of its cluster name it (api/shards.py)."""
+    return sharded_api.peer_of(node_name(node.settings))
 
 
 def collection_cluster(node: Node, name: str) -> dict:
-    """CollectionClusterInfo: every node holds the whole collection, one active shard
-    (Kafka, not a Qdrant cluster, replicates it)."""
-    col = collection(node, name)
+    """CollectionClusterInfo: an unsharded collection is one active shard every node
+    holds whole (Kafka, not a Qdrant cluster, replicates it); a sharded one's shards
+    are where the cluster's group assignment put them."""
+    col = collection(node, name, sharded=True)
+    if shards.is_sharded(col):
+        return sharded_api.cluster_info(node, col)
     return {"peer_id": peer_id(node), "shard_count": 1, "local_shards": [{"shard_id": 0, "points_count": len(col), "state": "Active"}],
             "remote_shards": [], "shard_transfers": []}
+
+
+async def collection_info_of(node: Node, col: Collection) -> dict:
+    """CollectionInfo; a sharded collection's counts are its shards' summed."""
+    info = collection_info(col)
+    if shards.is_sharded(col):
+        counts = await sharded_api.points_count(node, col)
+        info["points_count"], info["indexed_vectors_count"] = counts["points"], counts["indexed"]
+    return info
 
 
 def collection_info(col: Collection) -> dict:

@@ -5,7 +5,7 @@ becomes the version of every point it touches. Errors are the ones Qdrant report
 while applying (e.g. 404 for a payload update of a missing point); changes made
 before the error stay, as in Qdrant, whose updates are not transactional either.
 """
-from storage import aliases
+from storage import aliases, shards
 from storage import operations as ops
 from storage.collection import Collection, Point
 from storage.errors import BadRequest, Conflict, NotFound
@@ -62,9 +62,23 @@ def _create_collection(state: State, name: str, op: ops.CreateCollection, offset
 def _delete_collection(state: State, name: str, op: ops.DeleteCollection, offset: int) -> None:
     col = state.collections.get(name)
     if col is not None:
+        if shards.is_sharded(col):
+            # Its shards held here go with it; their topic stays, as the log always does.
+            which = shards.incarnation(col)
+            for shard in range(shards.shard_count(col.config)):
+                held = state.collections.get(shards.shard_name(which, shard))
+                if held is not None:
+                    state.drop_collection(held)
+            state.drop_controls(which)
         state.drop_collection(col)
         if name in state.aliases.values():
             state.put_aliases(aliases.without_collection(state.aliases, name))
+
+
+@applies(ops.ShardBarrier, on_collection=False)
+def _shard_barrier(state: State, name: str, op: ops.ShardBarrier, offset: int) -> None:
+    # streams/shard_worker.py applies barriers where they belong: in shard topics.
+    raise BadRequest("Bad request: a shard_barrier record belongs in a shard topic, not in the WAL")
 
 
 @applies(ops.UpdateAliases, on_collection=False)

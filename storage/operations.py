@@ -94,6 +94,23 @@ class Command:
 
 # ---- collections -------------------------------------------------------------
 
+@operation("shard_barrier")
+@dataclass
+class ShardBarrier(Operation):
+    """Written into every shard of a sharded collection (storage/shards.py) after an
+    operation that must reach all of them was logged in the WAL at ``upto``: the shard
+    applies, at this point of its own log, every such operation up to there, in WAL
+    order. Only shard topics hold it; ``partition`` is the WAL partition of ``upto``."""
+    upto: int
+    partition: int = 0
+
+    def check(self) -> None:
+        for name in ("upto", "partition"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadRequest(f"Format error in JSON body: {name} must be an offset (u64)")
+
+
 @operation("create_collection")
 @dataclass
 class CreateCollection(Operation):

@@ -26,13 +26,22 @@ from storage.collection import Collection, Point
 from storage.config import CollectionConfig
 from storage.ids import decode_id
 from storage.transaction import (APPLIED_PREFIX, OUTBOX_PREFIX, DeadLetter, StateWriteError, Transaction,
-                                 failure_key, outbox_key, parse_applied_key)
+                                 applied_key, failure_key, parse_applied_key)
 from storage.transaction import u32 as _u32
 from storage.vectors import multi as multivec
 from storage.vectors.sparse import SparseVector
 
 FORMAT_VERSION = 1
 _META, _POINTS = "meta", "points"
+_CONTROL = b"control/"
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _control_mark(incarnation: str, shard: int) -> bytes:
+    return b"ctl_applied/" + incarnation.encode() + b"/" + _u32(shard)
 
 
 def encode_point(point: Point, vectors: dict) -> bytes:
@@ -139,19 +148,41 @@ class State:
         """{partition: last committed offset} of the partitions with one."""
         return {p: o for (t, p), o in sorted(self._applied.items()) if t == topic}
 
-    def failure(self, partition: int, offset: int) -> dict | None:
-        raw = self.meta.get(failure_key(partition, offset))
+    def failure(self, partition: int, offset: int, scope: bytes = b"") -> dict | None:
+        raw = self.meta.get(failure_key(partition, offset, scope))
         return msgpack.unpackb(raw) if raw is not None else None
+
+    # ---- what the shards of sharded collections read from the WAL (storage/shards.py)
+
+    def controls(self, incarnation: str, after: int, upto: int) -> list:
+        """The WAL records (offset, key, value, headers) the shards of a sharded
+        collection's ``incarnation`` (storage/shards.py) apply at their barriers, with ``after < offset <= upto``, in WAL order."""
+        prefix = _CONTROL + incarnation.encode() + b"/"
+        out = []
+        for key, value in self.meta.items(from_key=prefix + _u64(after + 1)):
+            if not key.startswith(prefix) or int.from_bytes(key[len(prefix):], "big") > upto:
+                break
+            k, v, h = msgpack.unpackb(value)
+            out.append((int.from_bytes(key[len(prefix):], "big"), k, v, [tuple(x) for x in h]))
+        return out
+
+    def control_applied(self, incarnation: str, shard: int) -> int:
+        """The last WAL offset whose control record the shard applied (-1: none)."""
+        staged = self._txn.controls.get((incarnation, shard)) if self._txn is not None else None
+        if staged is not None:
+            return staged
+        raw = self.meta.get(_control_mark(incarnation, shard))
+        return int.from_bytes(raw, "big") if raw else -1
 
     # ---- transactions --------------------------------------------------------
 
-    def transaction(self, topic: str) -> Transaction:
+    def transaction(self, topic: str, scope: bytes = b"") -> Transaction:
         """Open the transaction that the write methods below stage into."""
         if self.failed is not None:
             raise StateWriteError(f"the state could not be written ({self.failed}); reopen it to go on")
         if self._txn is not None:
             raise RuntimeError("a state transaction is already open; commit it first")
-        self._txn = Transaction(self, topic)
+        self._txn = Transaction(self, topic, scope)
         return self._txn
 
     @property
@@ -160,6 +191,8 @@ class State:
 
     def _committed(self, txn: Transaction, dead_total: int) -> None:
         """Called by ``Transaction.commit`` once its batch is on disk."""
+        for topic_partition in txn.forgotten:
+            self._applied.pop(topic_partition, None)
         for partition, offset in txn.offsets.items():
             self._applied[(txn.topic, partition)] = offset
         self.dead_letters = dead_total
@@ -201,6 +234,32 @@ class State:
         batch.delete_range(_u32(col.cid), _u32(col.cid + 1), self._points_h)
         del self.collections[col.name]
 
+    def put_control(self, incarnation: str, offset: int, key: bytes, value: bytes, headers: list) -> None:
+        self._staging().put(_CONTROL + incarnation.encode() + b"/" + _u64(offset),
+                            msgpack.packb([key, value, [list(h) for h in headers]]), self.meta_handle)
+
+    def mark_control(self, incarnation: str, shard: int, offset: int) -> None:
+        self._staging().put(_control_mark(incarnation, shard), _u64(offset), self.meta_handle)
+        self._txn.controls[(incarnation, shard)] = offset
+
+    def forget_shard(self, topic: str, incarnation: str, shard: int) -> None:
+        """A shard this node no longer holds: its applied offset and barrier mark go,
+        so taking it again later rebuilds it from the start of its partition."""
+        batch = self._staging()
+        batch.delete(applied_key(topic, shard), self.meta_handle)
+        batch.delete(_control_mark(incarnation, shard), self.meta_handle)
+        self._txn.forgotten.append((topic, shard))
+
+    def drop_controls(self, incarnation: str) -> None:
+        """The sharded collection is deleted: its kept records go, and a tombstone
+        tells its shard topic's late records from those of a collection not yet seen."""
+        prefix = _CONTROL + incarnation.encode() + b"/"
+        self._staging().delete_range(prefix, prefix + b"\xff" * 9, self.meta_handle)
+        self._staging().put(b"gone/" + incarnation.encode(), b"", self.meta_handle)
+
+    def is_gone(self, incarnation: str) -> bool:
+        return self.meta.get(b"gone/" + incarnation.encode()) is not None
+
     def put_aliases(self, aliases: dict) -> None:
         """Replace the whole alias table: a few names, written as one value."""
         self._staging().put(b"aliases", msgpack.packb(aliases), self.meta_handle)
@@ -231,7 +290,7 @@ class State:
     def published(self, letter: DeadLetter) -> None:
         """The DLQ topic has it: drop it from the outbox. Not part of any transaction:
         it changes no applied state, and on its own it is atomic."""
-        self.meta.delete(outbox_key(letter.partition, letter.offset))
+        self.meta.delete(letter.key_in_outbox)
 
     def close(self) -> None:
         # An open transaction is dropped, as a crash would drop it.

@@ -44,13 +44,17 @@ def parse_applied_key(key: bytes) -> tuple:
     return rest[:-5].decode(), int.from_bytes(rest[-4:], "big")
 
 
-def failure_key(partition: int, offset: int) -> bytes:
-    return b"failure/" + u32(partition) + u64(offset)
+def failure_key(partition: int, offset: int, scope: bytes = b"") -> bytes:
+    """Where the outcome of a failed operation is kept: WAL records by partition and
+    offset; a shard topic's (``scope``: its name) and the WAL operations a shard
+    applied at a barrier (``scope``: "ctl:" + the shard topic) under their scope."""
+    return b"failure/" + (scope + b"/" if scope else b"") + u32(partition) + u64(offset)
 
 
-def outbox_key(partition: int, offset: int) -> bytes:
-    # Big-endian, so RocksDB order is the log's order within a partition.
-    return OUTBOX_PREFIX + u32(partition) + u64(offset)
+def outbox_key(partition: int, offset: int, topic: str = "") -> bytes:
+    # Big-endian, so RocksDB order is the log's order within a partition; a shard
+    # topic's letters (``topic`` set) come after the WAL's.
+    return OUTBOX_PREFIX + (b"\xff" + topic.encode() + b"/" if topic else b"") + u32(partition) + u64(offset)
 
 
 class StateWriteError(RuntimeError):
@@ -69,25 +73,36 @@ class DeadLetter:
     value: bytes | None
     headers: list  # [(name, bytes)] as the record had them
     reason: str
+    topic: str = ""  # of a shard topic's record; "" for the WAL's
+
+    @property
+    def key_in_outbox(self) -> bytes:
+        return outbox_key(self.partition, self.offset, self.topic)
 
     def encode(self) -> bytes:
-        return msgpack.packb({"p": self.partition, "o": self.offset, "k": self.key, "v": self.value,
-                              "h": [[n, v] for n, v in self.headers], "r": self.reason})
+        out = {"p": self.partition, "o": self.offset, "k": self.key, "v": self.value,
+               "h": [[n, v] for n, v in self.headers], "r": self.reason}
+        if self.topic:
+            out["t"] = self.topic
+        return msgpack.packb(out)
 
     @classmethod
     def decode(cls, raw: bytes) -> "DeadLetter":
         d = msgpack.unpackb(raw)
-        return cls(d["p"], d["o"], d["k"], d["v"], [(n, v) for n, v in d["h"]], d["r"])
+        return cls(d["p"], d["o"], d["k"], d["v"], [(n, v) for n, v in d["h"]], d["r"], d.get("t", ""))
 
 
 class Transaction:
-    def __init__(self, state, topic: str):
+    def __init__(self, state, topic: str, scope: bytes = b""):
         self._state = state
         self.topic = topic
+        self.scope = scope  # of the failures it records (failure_key)
         self.batch = WriteBatch(raw_mode=True)
         self.offsets: dict = {}  # partition -> last offset staged
         self.failures: list = []  # (partition, offset, error dict)
         self.dead_letters: list = []  # DeadLetter, in the order staged
+        self.controls: dict = {}  # (shard topic, shard) -> WAL offset of the last control record staged
+        self.forgotten: list = []  # (topic, partition) whose applied offset the commit deletes
         self.open = True
 
     def applied_offset(self, partition: int) -> int:
@@ -99,16 +114,18 @@ class Transaction:
     def set_offset(self, partition: int, offset: int) -> None:
         self.offsets[partition] = offset
 
-    def record_failure(self, partition: int, offset: int, error: dict) -> None:
+    def record_failure(self, partition: int, offset: int, error: dict, scope: bytes | None = None) -> None:
         """Keep the outcome of a failed operation, for a waiter that asks later."""
-        self.failures.append((partition, offset, error))
-        self.batch.put(failure_key(partition, offset), msgpack.packb(error), self._state.meta_handle)
+        scope = self.scope if scope is None else scope
+        if scope == self.scope:
+            self.failures.append((partition, offset, error))
+        self.batch.put(failure_key(partition, offset, scope), msgpack.packb(error), self._state.meta_handle)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Stage a record for the DLQ in the outbox, committed with the offset that
         skips it: a committed offset past a record always has its dead letter on disk."""
         self.dead_letters.append(letter)
-        self.batch.put(outbox_key(letter.partition, letter.offset), letter.encode(), self._state.meta_handle)
+        self.batch.put(letter.key_in_outbox, letter.encode(), self._state.meta_handle)
 
     def commit(self) -> None:
         """Write everything staged and the applied offsets atomically, then publish

@@ -21,6 +21,8 @@ keeps no copy of them.
 import logging
 from dataclasses import dataclass, field
 
+from storage import operations as ops
+from storage import shards
 from storage.apply import apply
 from storage.errors import BadRequest, QdrantError
 from storage.state import State
@@ -63,6 +65,9 @@ class Applied:
     rest: list = field(default_factory=list)  # the records from the gap on, not looked at
     records: int = 0  # records applied (dead letters included)
     points: int = 0  # points written by upserts and vector updates, for throughput figures
+    # (incarnation, WAL partition, offset) of the records kept for a sharded collection's
+    # shards, which apply them at their next barrier (streams/shard_worker.py)
+    controls: list = field(default_factory=list)
 
     @property
     def offsets(self) -> dict:
@@ -76,6 +81,8 @@ class Applied:
 
 
 class Applier:
+    letter_topic = ""  # the topic its dead letters name, when it is not the WAL
+
     def __init__(self, state: State, topic: str):
         self.state = state
         self.topic = topic
@@ -126,7 +133,8 @@ class Applier:
             self._dead(rec, result, exc)
             return
         try:
-            apply(self.state, command, rec.offset)
+            if not self._kept_for_shards(command, rec, result):
+                apply(self.state, command, rec.offset)
         except QdrantError as exc:
             result.txn.record_failure(rec.partition, rec.offset, exc.to_dict())
             # Malformed content (bad dimension, unknown vector) can only come from a
@@ -140,11 +148,41 @@ class Applier:
             return
         result.points += command.op.points_written()
 
+    def _kept_for_shards(self, command, rec: Record, result: Applied) -> bool:
+        """A sharded collection's points live in its shards, not in this state's
+        catalog entry: an operation on them (by filter, a batch, or by ids from a
+        producer writing to the WAL) is checked, then kept for every shard to apply at
+        its next barrier. The collection's own changes (indexes, settings) apply here
+        too; its creation is kept as the shards' first record."""
+        op = command.op
+        if isinstance(op, ops.CreateCollection):
+            if shards.shard_count(op.config) > 1:
+                apply(self.state, command, rec.offset)
+                col = self.state.collections[command.collection]
+                self._keep(shards.incarnation(col), rec, result)
+                return True
+            return False
+        if isinstance(op, (ops.DeleteCollection, ops.UpdateAliases)):
+            return False
+        col = self.state.collections.get(self.state.resolve(command.collection))
+        if not shards.is_sharded(col):
+            return False
+        if isinstance(op, shards.CATALOG_OPS):
+            apply(self.state, command, rec.offset)
+        else:
+            op.validate_against(col.config)
+        self._keep(shards.incarnation(col), rec, result)
+        return True
+
+    def _keep(self, which: str, rec: Record, result: Applied) -> None:
+        self.state.put_control(which, rec.offset, rec.key, rec.value, list(rec.headers))
+        result.controls.append((which, rec.partition, rec.offset))
+
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:
         if not failure_recorded:
             result.txn.record_failure(rec.partition, rec.offset, exc.to_dict())
         result.txn.dead_letter(OutboxLetter(rec.partition, rec.offset, rec.key, rec.value, list(rec.headers),
-                                            exc.message))
+                                            exc.message, self.letter_topic))
         result.dead.append(DeadLetter(rec, exc.message))
 
     def commit(self, result: Applied) -> None:

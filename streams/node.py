@@ -29,6 +29,7 @@ class Node:
         self.progress = Progress(state, settings.topic)
         self.outbox = OutboxPublisher(state, producer, dlq_topic(settings.topic))
         self.ready_at: dict = {}  # partition -> end offset of the log when the node started
+        self.shards = None  # streams.shard_worker.ShardWorker: the shards of sharded collections held here
         self.indexes = None  # the index scheduler (streams.indexer.IndexManager) when one runs; read by metrics
         self._checkpointing = asyncio.Lock()
         self._stopping = False
@@ -72,12 +73,15 @@ class Node:
         if self.indexes is not None:
             self.indexes.load()  # the reread collections have new vector stores
 
-    async def submit(self, command: Command, wait: bool, timeout: float | None = None) -> dict:
-        """Publish a command; with ``wait`` return once this node has applied it."""
+    def check_writable(self) -> None:
         if self._stopping:
             raise Unavailable(_STOPPING)
         if self.failure:
             raise Unavailable(f"Service unavailable: {self.failure}")
+
+    async def submit(self, command: Command, wait: bool, timeout: float | None = None) -> dict:
+        """Publish a command; with ``wait`` return once this node has applied it."""
+        self.check_writable()
         partition, offset = await self.producer.publish(command)
         if self._stopping or self.failure:  # acknowledged by Kafka: applied by the next start, if not by this one
             return {"operation_id": offset, "status": "acknowledged"}

@@ -27,6 +27,7 @@ def dlq_record(letter: DeadLetter) -> tuple:
     headers = list(letter.headers) + [
         ("pointlog-source-partition", str(letter.partition).encode()),
         ("pointlog-source-offset", str(letter.offset).encode()),
+        *([("pointlog-source-topic", letter.topic.encode())] if letter.topic else []),
         ("pointlog-dlq-reason", letter.reason.encode()[:4000]),
     ]
     return letter.key or b"", letter.value or b"", headers

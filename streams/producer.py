@@ -88,11 +88,13 @@ class Producer:
         partition keep the order of ``enqueue`` calls, so many can be in flight."""
         return await self.send_raw(*encode(command, binary))
 
-    async def send_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> asyncio.Future:
+    async def send_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None,
+                       partition: int | None = None) -> asyncio.Future:
         """Append a raw record without waiting for Kafka; returns the delivery future."""
         producer = await self.start()
         try:
-            pending = await producer.send(topic or self.topic, value=value, key=key, headers=headers or [])
+            pending = await producer.send(topic or self.topic, value=value, key=key, headers=headers or [],
+                                          partition=partition)
         except (KafkaError, asyncio.TimeoutError) as exc:
             self._replace(producer)
             raise Unavailable(f"Service unavailable: the log (Kafka) did not take the write: "
@@ -117,8 +119,9 @@ class Producer:
             raise Unavailable("Service unavailable: the log (Kafka) took the write but did not say at which offset")
         return meta
 
-    async def publish_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None) -> tuple:
-        meta = await (await self.send_raw(key, value, headers, topic))
+    async def publish_raw(self, key: bytes, value: bytes, headers=None, topic: str | None = None,
+                          partition: int | None = None) -> tuple:
+        meta = await (await self.send_raw(key, value, headers, topic, partition))
         return meta.partition, meta.offset
 
 

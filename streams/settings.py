@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(6333, ge=0, le=65535, description="HTTP port (Qdrant's REST API)")
     grpc_port: int = Field(6334, ge=0, le=65535, description="gRPC port (Qdrant's gRPC API; 0: off)")
+    cluster: str = Field("", description="nodes started with the same cluster name split the shards of sharded "
+                                         "collections (shard_number > 1) between them; none: this node holds "
+                                         "every shard")
+    advertise_url: str = Field("", description="how other nodes of the cluster reach this one's REST API "
+                                               "(default: http(s)://HOST:PORT)")
+    shard_session_timeout_ms: int = Field(6000, ge=1000, description="how long the cluster waits for a silent "
+                                                                     "node before its shards move to the others")
     fetch_wait_ms: int = Field(50, ge=1, description="longest a consumer fetch waits when the log is idle")
     # 0: a lone wait=true write is sent at once. Under load nothing is lost: aiokafka
     # keeps one produce request in flight per broker and batches whatever queues behind it.
@@ -115,6 +122,13 @@ class Settings(BaseSettings):
         return Connection.from_settings(self)
 
     @property
+    def url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
     def state_dir(self) -> str:
         return os.path.join(self.data_dir, STATE_DIR)
 
@@ -134,7 +148,8 @@ LOG = KAFKA + ("topic",)
 DATA = ("data_dir",)
 INDEX = tuple(name for name in Settings.model_fields if name.startswith("index_"))
 TOPICS = ("partitions", "topic_replication", "topic_min_insync")  # how pointlog creates its topics
-NODE = LOG + DATA + TOPICS + ("group", "host", "port", "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
+NODE = LOG + DATA + TOPICS + ("group", "cluster", "advertise_url", "shard_session_timeout_ms", "host", "port",
+                              "grpc_port", "fetch_wait_ms", "linger_ms", "checkpoint_every",
                      "checkpoint_keep", "loglevel", "stop_grace", "api_key", "read_only_api_key", "jwt_rbac",
                      "max_request_size_mb", "tls_cert", "tls_key") + INDEX
 

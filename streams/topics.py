@@ -35,15 +35,17 @@ def durability(brokers: int, replication: int = 0, min_insync: int = 0) -> tuple
 
 
 async def ensure_topics(kafka: Connection | str, topic: str, partitions: int = 1, replication: int = 0,
-                        min_insync: int = 0) -> int:
-    """Create the WAL and DLQ topics if missing; return the WAL's partition count.
+                        min_insync: int = 0, with_dlq: bool = True) -> int:
+    """Create the WAL and DLQ topics if missing (or a shard topic: ``with_dlq=False``);
+    return the first's partition count.
     An existing topic is left as it is (Kafka cannot change a replication factor by
     a config change; reassigning replicas is an operator's job)."""
     admin = AIOKafkaAdminClient(**connection(kafka).options(), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [name for name in (topic, dlq_topic(topic)) if name not in existing]
+        names = [topic, dlq_topic(topic)] if with_dlq else [topic]
+        missing = [name for name in names if name not in existing]
         if missing:
             brokers = len((await admin.describe_cluster())["brokers"])
             rf, isr = durability(brokers, replication, min_insync)
@@ -55,7 +57,7 @@ async def ensure_topics(kafka: Connection | str, topic: str, partitions: int = 1
                     raise RuntimeError(f"cannot create topic {name} (replication factor {rf} on {brokers} "
                                        f"brokers): error {code} {rest}")
                 log.info("created topic %s: replication factor %s, min.insync.replicas %s", name, rf, isr)
-        return await _wait_for_leaders(admin, [topic, dlq_topic(topic)])
+        return await _wait_for_leaders(admin, names)
     finally:
         await admin.close()
 

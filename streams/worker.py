@@ -163,6 +163,8 @@ def build_faust_app(node: Node) -> PointlogApp:
         node.progress.committed(result.offsets)
         if result.dead:
             node.outbox.wake()
+        if result.controls and node.shards is not None:
+            node.shards.wal_kept(result.controls)
 
     app.task(node.outbox.run)
 

@@ -21,7 +21,8 @@ class Collections(collections_service_pb2_grpc.CollectionsServicer):
     @rpc
     async def Get(self, request, context):
         started = time.perf_counter()
-        info = service.collection_info(service.collection(self.node, request.collection_name))
+        info = await service.collection_info_of(self.node, service.collection(self.node, request.collection_name,
+                                                                               sharded=True))
         return pb.GetCollectionInfoResponse(result=convert.collection_info(info), time=convert.elapsed(started))
 
     @rpc

@@ -10,7 +10,6 @@ from api.grpc import convert
 from api.grpc.errors import rpc, unimplemented_methods
 from api.rest import bodies
 from storage import operations as ops
-from storage import reads
 from storage.vectors import matrix as distance_matrix
 from storage.vectors.search import SearchRequest
 from streams.node import Node
@@ -85,17 +84,17 @@ class Points(points_service_pb2_grpc.PointsServicer):
     async def Get(self, request, context):
         started = time.perf_counter()
         body = convert.get(request)
-        col = service.collection(self.node, request.collection_name)
-        found = reads.retrieve(col, body["ids"], reads.Shape.from_body(body))
+        col = service.collection(self.node, request.collection_name, sharded=True)
+        found = await service.retrieve(self.node, col, body["ids"], body)
         return pb.GetResponse(result=[convert.record(r) for r in found], time=convert.elapsed(started))
 
     @rpc
     async def Scroll(self, request, context):
         started = time.perf_counter()
         body = convert.scroll(request)
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "scroll", body, _timeout(request))
-        page = service.scroll(col, body)
+        page = await service.scroll_page(self.node, col, body)
         nxt = page["next_page_offset"]
         return pb.ScrollResponse(result=[convert.record(r) for r in page["points"]],
                                  next_page_offset=None if nxt is None else convert.point_id_message(nxt),
@@ -105,9 +104,9 @@ class Points(points_service_pb2_grpc.PointsServicer):
     async def Count(self, request, context):
         started = time.perf_counter()
         body = convert.count(request)
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "count", body, _timeout(request))
-        return pb.CountResponse(result=pb.CountResult(count=reads.count(col, body.get("filter"))),
+        return pb.CountResponse(result=pb.CountResult(count=await service.count(self.node, col, body)),
                                 time=convert.elapsed(started))
 
     def _scored(self, col, req: SearchRequest) -> list:
@@ -124,18 +123,20 @@ class Points(points_service_pb2_grpc.PointsServicer):
     async def Facet(self, request, context):
         started = time.perf_counter()
         body = convert.facet(request)
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "facet", body, _timeout(request))
-        return pb.FacetResponse(hits=convert.facet_hits(service.facet(col, body)), time=convert.elapsed(started))
+        return pb.FacetResponse(hits=convert.facet_hits(await service.facet_of(self.node, col, body)),
+                                time=convert.elapsed(started))
 
     @rpc
     async def Search(self, request, context):
         started = time.perf_counter()
         body = convert.search(request)
         req = SearchRequest.from_search(body)
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "search", body, _timeout(request))
-        return pb.SearchResponse(result=self._scored(col, req), time=convert.elapsed(started))
+        found, = await service.search_all(self.node, col, "search", [body], [req])
+        return pb.SearchResponse(result=[convert.scored(r) for r in found], time=convert.elapsed(started))
 
     @rpc
     async def SearchBatch(self, request, context):
@@ -143,9 +144,10 @@ class Points(points_service_pb2_grpc.PointsServicer):
         convert.check_fields(request)
         searches = [convert.search(s) for s in request.search_points]
         reqs = [SearchRequest.from_search(s) for s in searches]
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_batch(col, searches, _timeout(request))
-        return pb.SearchBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
+        found = await service.search_all(self.node, col, "search", searches, reqs)
+        return pb.SearchBatchResponse(result=[pb.BatchResult(result=[convert.scored(r) for r in f]) for f in found],
                                       time=convert.elapsed(started))
 
     @rpc
@@ -153,9 +155,10 @@ class Points(points_service_pb2_grpc.PointsServicer):
         started = time.perf_counter()
         body = convert.query(request)
         req = SearchRequest.from_query(body)
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "search", body, _timeout(request))
-        return pb.QueryResponse(result=self._scored(col, req), time=convert.elapsed(started))
+        found, = await service.search_all(self.node, col, "query", [body], [req])
+        return pb.QueryResponse(result=[convert.scored(r) for r in found], time=convert.elapsed(started))
 
     @rpc
     async def QueryBatch(self, request, context):
@@ -163,9 +166,10 @@ class Points(points_service_pb2_grpc.PointsServicer):
         convert.check_fields(request)
         searches = [convert.query(q) for q in request.query_points]
         reqs = [SearchRequest.from_query(q) for q in searches]
-        col = service.collection(self.node, request.collection_name)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_batch(col, searches, _timeout(request))
-        return pb.QueryBatchResponse(result=[pb.BatchResult(result=self._scored(col, r)) for r in reqs],
+        found = await service.search_all(self.node, col, "query", searches, reqs)
+        return pb.QueryBatchResponse(result=[pb.BatchResult(result=[convert.scored(r) for r in f]) for f in found],
                                      time=convert.elapsed(started))
 
     # ---- legacy read RPCs: the REST legacy bodies, read by the same parsers -------------

@@ -28,6 +28,8 @@ NEEDS = {
     ("DELETE", _C): (MANAGE, True),
     ("POST", "/collections/aliases"): (MANAGE, False),
     ("POST", "/pointlog/checkpoint"): (MANAGE, False),
+    ("POST", "/__pointlog/wait"): (MANAGE, False),  # api/rest/internal.py: node to node
+    ("POST", "/__pointlog/read"): (MANAGE, False),
     ("GET", "/metrics"): (READ, False),
     ("GET", "/openapi.json"): (READ, False),
 }

@@ -11,7 +11,7 @@ from api.rest.limits import RequestSizeLimit
 from api.rest.metrics import RequestMetrics, node_registry
 from api.rest.openapi import document
 from api.rest.responses import JSON
-from api.rest import snapshots, telemetry
+from api.rest import internal, snapshots, telemetry
 from api.rest.routes import ROUTES
 from streams.node import Node
 from streams.node_metrics import LogEnds
@@ -56,7 +56,7 @@ def build_app(node: Node, log_ends: LogEnds | None = None) -> Starlette:
     # Metrics first: refused requests are counted too. Keys before the size limit, as
     # in Qdrant: an unauthorized caller learns nothing about the limit.
     limit = node.settings.max_request_size_mb * 1024 * 1024
-    app = Starlette(routes=ROUTES + telemetry.ROUTES + snapshots.ROUTES + [Route("/openapi.json", _openapi, methods=["GET"])], exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+    app = Starlette(routes=ROUTES + telemetry.ROUTES + snapshots.ROUTES + internal.ROUTES + [Route("/openapi.json", _openapi, methods=["GET"])], exception_handlers={HTTPException: _http_error, Exception: _unexpected},
                     middleware=[Middleware(RequestMetrics, registry=registry),
                                 Middleware(KeyCheck, keys=service.keys(node)),
                                 Middleware(RequestSizeLimit, limit=limit)])

@@ -11,11 +11,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from api import service
+from api import shards as sharded
 from api.rest import bodies, fields, vector_json
 from api.rest.metrics import scrape
 from api.rest.responses import JSON, bool_param, error, json_body, ok, ordering_param, timeout_param
 from storage import operations as ops
-from storage import reads
+from storage import reads, shards
 from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError
 from storage.ids import encode_id, parse_id
@@ -42,8 +43,10 @@ def handler(fn):
     return endpoint
 
 
-def _collection(request: Request, node: Node) -> Collection:
-    return service.collection(node, request.path_params["collection"])
+def _collection(request: Request, node: Node, sharded: bool = False) -> Collection:
+    """The collection of the path; a sharded one only for the routes that read it
+    through api/shards.py (``sharded``), so no other reads its empty catalog entry."""
+    return service.collection(node, request.path_params["collection"], sharded)
 
 
 # ---- service and collections --------------------------------------------------
@@ -85,7 +88,7 @@ async def collection_exists(request: Request, node: Node):
 
 @handler
 async def get_collection(request: Request, node: Node):
-    return service.collection_info(_collection(request, node))
+    return await service.collection_info_of(node, _collection(request, node, sharded=True))
 
 
 @handler
@@ -169,25 +172,26 @@ async def delete_field_index(request: Request, node: Node):
 @handler
 async def retrieve_points(request: Request, node: Node):
     body = await _read_body(request)
-    col = _collection(request, node)
+    col = _collection(request, node, sharded=True)
     fields.only(body, "retrieve")
     if body.get("ids") is None:
         raise BadRequest("Format error in JSON body: missing field `ids`")
     if not isinstance(body["ids"], list):
         raise BadRequest("Format error in JSON body: ids must be a list of point ids")
-    shape = reads.Shape.from_body(body)
-    return reads.retrieve(col, body["ids"], shape)
+    return await service.retrieve(node, col, body["ids"], body)
 
 
 @handler
 async def get_point(request: Request, node: Node):
-    col = _collection(request, node)
+    col = _collection(request, node, sharded=True)
     raw = request.path_params["point_id"]
     try:
         pid = parse_id(int(raw) if raw.isascii() and raw.isdigit() else raw)
     except BadRequest:
         raise BadRequest(f"Deserialize error in path parameters: value {raw} is not a valid point ID, "
                          "valid values are either an unsigned integer or a UUID") from None
+    if shards.is_sharded(col):
+        return await sharded.get_point(node, col, pid)
     point = col.get(encode_id(pid))
     if point is None:
         raise NotFound(f"Not found: No point with id {pid} found")
@@ -197,28 +201,28 @@ async def get_point(request: Request, node: Node):
 @handler
 async def scroll_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
-    col = _collection(request, node)
+    col = _collection(request, node, sharded=True)
     fields.only(body, "scroll")
     service.check_read(col, "scroll", body, timeout_param(request))
-    return service.scroll(col, body)
+    return await service.scroll_page(node, col, body)
 
 
 @handler
 async def count_points(request: Request, node: Node):
     body = await _read_body(request, required=False)
-    col = _collection(request, node)
+    col = _collection(request, node, sharded=True)
     fields.only(body, "count")
     service.check_read(col, "count", body, timeout_param(request))
-    return {"count": reads.count(col, body.get("filter"))}
+    return {"count": await service.count(node, col, body)}
 
 
 @handler
 async def facet_counts(request: Request, node: Node):
     body = await _read_body(request)
-    col = _collection(request, node)
+    col = _collection(request, node, sharded=True)
     fields.only(body, "facet")
     service.check_read(col, "facet", body, timeout_param(request))
-    return service.facet(col, body)
+    return await service.facet_of(node, col, body)
 
 
 def _query(body) -> SearchRequest:
@@ -250,15 +254,15 @@ def _searches(body: dict) -> list:
     return body["searches"]
 
 
-def _searched(request: Request, node: Node, body: dict) -> Collection:
+def _searched(request: Request, node: Node, body: dict, sharded: bool = False) -> Collection:
     """The collection a search-like body reads, once the body passes its strict mode."""
-    col = _collection(request, node)
+    col = _collection(request, node, sharded)
     service.check_read(col, "search", body, timeout_param(request))
     return col
 
 
-def _batch(request: Request, node: Node, searches: list) -> Collection:
-    col = _collection(request, node)
+def _batch(request: Request, node: Node, searches: list, sharded: bool = False) -> Collection:
+    col = _collection(request, node, sharded)
     service.check_batch(col, searches, timeout_param(request))
     return col
 
@@ -267,7 +271,8 @@ def _batch(request: Request, node: Node, searches: list) -> Collection:
 async def query_points(request: Request, node: Node):
     body = await _read_body(request)
     req = _query(body)
-    return {"points": service.search(node, _searched(request, node, body), req)}
+    col = _searched(request, node, body, sharded=True)
+    return {"points": (await service.search_all(node, col, "query", [body], [req]))[0]}
 
 
 @handler
@@ -281,15 +286,16 @@ async def query_groups(request: Request, node: Node):
 async def query_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_query(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [{"points": service.search(node, col, req)} for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return [{"points": found} for found in await service.search_all(node, col, "query", searches, reqs)]
 
 
 @handler
 async def search_points(request: Request, node: Node):
     body = await _read_body(request)
     req = _search(body)
-    return service.search(node, _searched(request, node, body), req)
+    col = _searched(request, node, body, sharded=True)
+    return (await service.search_all(node, col, "search", [body], [req]))[0]
 
 
 def _recommend(body) -> SearchRequest:
@@ -319,8 +325,8 @@ async def recommend_batch(request: Request, node: Node):
 async def search_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_search(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [service.search(node, col, req) for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return await service.search_all(node, col, "search", searches, reqs)
 
 
 @handler

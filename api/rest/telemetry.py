@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from api import service
+from api import shards as sharded
 from api.rest.routes import VERSION, handler
 from streams.node import Node
 
@@ -58,7 +59,23 @@ async def telemetry(request: Request, node: Node):
 
 @handler
 async def cluster(request: Request, node: Node):
-    return {"status": "disabled"}
+    """Qdrant's ClusterStatus. A node of a ``--cluster`` is "enabled": its peers are the
+    members of the shard group's last assignment (api/shards.py), the term counts the
+    assignments it has seen (Kafka's group protocol, not Raft, decides), and
+    ``pointlog_shards`` lists the shards held here with their lag."""
+    if not node.settings.cluster or node.shards is None:
+        return {"status": "disabled"}
+    worker = node.shards
+    held = [{"topic": tp.topic, "shard_id": tp.partition, "lag": worker.lag_of(tp.topic, tp.partition)}
+            for tp in sorted(worker.held)]
+    return {"status": "enabled", "peer_id": sharded.peer_of(worker.name),
+            "peers": {str(sharded.peer_of(name)): {"uri": url} for name, url in sorted(worker.nodes.items())},
+            "raft_info": {"term": worker.generation, "commit": worker.generation, "pending_operations": 0,
+                          "leader": None, "role": "Follower" if not worker.rebalancing else "Candidate",
+                          "is_voter": True},
+            "consensus_thread_status": {"consensus_thread_status": "working",
+                                        "last_update": datetime.now(timezone.utc).isoformat()},
+            "message_send_failures": {}, "pointlog_shards": held}
 
 
 @handler

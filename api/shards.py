@@ -1,0 +1,395 @@
+"""Requests on a sharded collection (``shard_number > 1``), from any node.
+
+Writes are produced straight to the log: an operation by point ids is split by shard
+(storage/shards.py) and each part goes to its shard's partition; any other (by filter,
+a batch, a payload index, settings) goes to the WAL, and a barrier naming its WAL
+offset to every shard, which applies it there in WAL order. ``wait=true`` waits for
+every shard the operation reached, on the nodes that hold them.
+
+Reads go to the nodes holding the shards (the group assignment says which, see
+streams/shard_worker.py), run there with the same readers as an unsharded
+collection, and are merged here: nearest points by score, scroll pages in id order,
+counts and facet counts summed, retrieved points in request order. A shard whose
+holder does not answer (it died, the group is rebalancing) is asked again once the
+assignment changes, until the request's deadline: during a takeover reads are slower,
+not wrong.
+"""
+import asyncio
+import logging
+import time
+
+import httpx
+import orjson
+
+from storage import operations as ops
+from storage import reads, shards
+from storage.collection import Collection
+from storage.errors import BadRequest, NotFound, QdrantError, Unavailable
+from storage.ids import encode_id, parse_id
+from storage.vectors import query
+from storage.vectors.search import SearchRequest
+from storage.vectors.annoy_index import index_status
+from streams.codec import encode
+from streams.shard_applier import control_scope
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+INTERNAL = "/__pointlog"  # the routes nodes use to ask each other (api/rest/internal.py)
+READ_DEADLINE = 60.0  # seconds a read may wait for a shard to have a holder
+SHARD_HEADER = "pointlog-shard"
+
+_clients: dict = {}
+
+
+def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None),
+                                                    limits=httpx.Limits(max_keepalive_connections=32))
+    return client
+
+
+def topic_of(node, col: Collection) -> str:
+    return shards.shard_topic(node.settings.topic, shards.incarnation(col))
+
+
+# ---- writes ---------------------------------------------------------------------------
+
+async def submit(node, col: Collection, op: ops.Operation, wait: bool, timeout: float | None) -> dict:
+    count = shards.shard_count(col.config)
+    topic = topic_of(node, col)
+    node.check_writable()
+    await ensure_topic(node, col)
+    parts = shards.split(op, count)
+    control = None
+    if parts is None:
+        # One WAL record, then a barrier in every shard: the same place in each.
+        partition, control = await node.producer.publish(ops.Command(col.name, op))
+        barrier = ops.ShardBarrier(upto=control, partition=partition)
+        parts = {shard: barrier for shard in range(count)}
+    sent = await asyncio.gather(*(_produce(node, col.name, topic, shard, count, part)
+                                  for shard, part in parts.items()))
+    operation_id = control if control is not None else sent[0][1]
+    if not wait:
+        return {"operation_id": operation_id, "status": "acknowledged"}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    outcomes = await asyncio.gather(*(wait_shard(node, topic, shard, offset, control, deadline)
+                                      for shard, offset in sent))
+    if any(o is None for o in outcomes):
+        return {"operation_id": operation_id, "status": "wait_timeout"}
+    failures = [o for o in outcomes if o]
+    if failures:
+        raise QdrantError.from_dict(failures[0])
+    return {"operation_id": operation_id, "status": "completed"}
+
+
+async def _produce(node, name: str, topic: str, shard: int, count: int, op: ops.Operation) -> tuple:
+    key, value, headers = encode(ops.Command(name, op))
+    headers = headers + [(SHARD_HEADER, f"{shard}/{count}".encode())]
+    _partition, offset = await node.producer.publish_raw(key, value, headers, topic=topic, partition=shard)
+    return shard, offset
+
+
+async def wait_shard(node, topic: str, shard: int, offset: int, control: int | None, deadline) -> dict | None:
+    """Until every holder of the shard applied ``offset``: {} when done, the failure's
+    error dict if the operation failed there, None on timeout."""
+    worker = node.shards
+    while True:
+        generation = worker.generation
+        holders = worker.holders(topic, shard)
+        if holders:
+            try:
+                outcomes = await asyncio.gather(*(_wait_at(node, name, url, topic, shard, offset, control, deadline)
+                                                  for name, url in holders))
+                if any(o is None for o in outcomes):
+                    return None
+                return next((o for o in outcomes if o), {})
+            except Moved:
+                pass
+        left = _left(deadline)
+        if left is not None and left <= 0:
+            return None
+        await worker.assignment_changed(generation, min(left or 1.0, 1.0))
+
+
+class Moved(Exception):
+    """The node asked does not hold the shard (any more), or cannot be reached."""
+
+
+async def _wait_at(node, name: str, url: str, topic: str, shard: int, offset: int, control, deadline):
+    if name == node.shards.name:
+        return await wait_local(node, topic, shard, offset, control, _left(deadline))
+    body = {"topic": topic, "shard": shard, "offset": offset, "control": control, "timeout": _left(deadline)}
+    answer = await _call(node, url, "wait", body)
+    return (answer.get("failure") or {}) if answer.get("done") else None
+
+
+async def wait_local(node, topic: str, shard: int, offset: int, control, timeout) -> dict | None:
+    worker = node.shards
+    if not worker.holds(topic, shard):
+        raise Moved()
+    if not await worker.progress(topic).wait(shard, offset, timeout):
+        return None
+    if not worker.holds(topic, shard):
+        raise Moved()
+    state = node.state
+    failure = worker.progress(topic).failure(shard, offset) or state.failure(shard, offset, topic.encode())
+    if failure is None and control is not None:
+        failure = state.failure(shard, control, control_scope(topic))
+    return failure or {}
+
+
+def _left(deadline) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+async def _call(node, url: str, what: str, body: dict):
+    headers = {"content-type": "application/json"}
+    key = node.settings.api_key
+    if key is not None:
+        headers["api-key"] = key.get_secret_value()
+    try:
+        response = await _client().post(f"{url}{INTERNAL}/{what}", content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                                        headers=headers)
+    except httpx.HTTPError as exc:
+        log.info("node %s did not answer (%s); waiting for the shards to move", url, type(exc).__name__)
+        raise Moved() from None
+    payload = orjson.loads(response.content)
+    if response.status_code == 409:
+        raise Moved()
+    if response.status_code != 200:
+        raise QdrantError.from_dict(payload["status"]) if isinstance(payload.get("status"), dict) else \
+            Unavailable(f"Service unavailable: node {url} answered {response.status_code}")
+    return payload["result"]
+
+
+# ---- reads ----------------------------------------------------------------------------
+
+_NOT_SHARDED_YET = (("prefetch", "prefetch"), ("fusion", "fusion"), ("examples", "recommend, discover, context and "
+                    "relevance feedback queries"), ("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"),
+                    ("order_by", "order_by"), ("lookup_from", "lookup_from"))
+
+
+def check_search(req: SearchRequest) -> None:
+    """A search-like request the merge here answers exactly, or a 400 naming what it is not."""
+    for attr, what in _NOT_SHARDED_YET:
+        if getattr(req, attr):
+            raise refused(what)
+    if req.point_id is not None:
+        raise refused("a query by point id")
+
+
+def refused(what: str) -> BadRequest:
+    return BadRequest(f"Bad request: {what} is not supported by pointlog on a sharded collection "
+                      "(shard_number > 1) yet")
+
+
+async def read(node, col: Collection, kind: str, body: dict, timeout: float | None = None) -> list:
+    """Run ``kind`` on every shard (``body["shards"]`` narrows it) and return the
+    per-shard answers, in shard order."""
+    count = shards.shard_count(col.config)
+    wanted = body.pop("_shards", None) or list(range(count))
+    topic = topic_of(node, col)
+    deadline = time.monotonic() + (timeout or READ_DEADLINE)
+    answers: dict = {}
+    worker = node.shards
+    while True:
+        generation = worker.generation
+        missing = [s for s in wanted if s not in answers]
+        by_node: dict = {}
+        for shard in missing:
+            holders = worker.holders(topic, shard)
+            if holders:
+                mine = [h for h in holders if h[0] == worker.name]
+                name, url = (mine or holders)[0]
+                by_node.setdefault((name, url), []).append(shard)
+        results = await asyncio.gather(*(_read_at(node, name, url, col, topic, kind, body, group)
+                                         for (name, url), group in by_node.items()), return_exceptions=True)
+        for got in results:
+            if isinstance(got, Moved):
+                continue
+            if isinstance(got, BaseException):
+                raise got
+            answers.update(got)
+        if all(s in answers for s in wanted):
+            return [answers[s] for s in wanted]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Unavailable(f"Service unavailable: shards {sorted(set(wanted) - set(answers))} of collection "
+                              f"`{col.name}` have no node that answers")
+        await worker.assignment_changed(generation, min(left, 0.5))
+
+
+async def _read_at(node, name: str, url: str, col: Collection, topic: str, kind: str, body: dict, group: list):
+    if name == node.shards.name:
+        return await read_local(node, topic, kind, body, group)
+    payload = {"collection": col.name, "topic": topic, "kind": kind, "body": body, "shards": group}
+    answer = await _call(node, url, "read", payload)
+    return {int(s): v for s, v in answer.items()}
+
+
+async def read_local(node, topic: str, kind: str, body: dict, group: list) -> dict:
+    worker = node.shards
+    out = {}
+    for shard in group:
+        if not worker.holds(topic, shard):
+            raise Moved()
+        await worker.caught_up(topic, shard)
+        if not worker.holds(topic, shard):
+            raise Moved()
+    which = shards.topic_incarnation(node.settings.topic, topic)
+    for shard in group:
+        held = node.state.collections.get(shards.shard_name(which, shard))
+        out[shard] = _LOCAL[kind](node, held, body) if held is not None else _EMPTY[kind]
+    return out
+
+
+def _search_local(node, col: Collection, body: dict):
+    parse = SearchRequest.from_query if body["form"] == "query" else SearchRequest.from_search
+    return [query.run(col, parse(item), node.settings.index) for item in body["searches"]]
+
+
+_LOCAL = {
+    "retrieve": lambda node, col, body: reads.retrieve(col, body["ids"], reads.Shape.from_body(body)),
+    "scroll": lambda node, col, body: reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"),
+                                                   reads.Shape.from_body(body))["points"],
+    "count": lambda node, col, body: reads.count(col, body.get("filter")),
+    "facet": lambda node, col, body: reads.facet(col, body["key"], body.get("filter"), 2**31)["hits"],
+    "search": _search_local,
+    "info": lambda node, col, body: {"points": len(col), "indexed": _indexed(col)},
+}
+_EMPTY = {"retrieve": [], "scroll": [], "count": 0, "facet": [], "search": None,
+          "info": {"points": 0, "indexed": 0}}
+
+
+def _indexed(col: Collection) -> int:
+    indexed, _building = index_status(col)
+    return indexed + sum(len(store) for store in col.sparse.values())
+
+
+# ---- merging ----------------------------------------------------------------------------
+
+async def retrieve(node, col: Collection, ids: list, body: dict) -> list:
+    reads.Shape.from_body(body).check(col)
+    wanted = list(dict.fromkeys(parse_id(i) for i in ids))
+    count = shards.shard_count(col.config)
+    by_shard = sorted({shards.shard_of(pid, count) for pid in wanted})
+    if not by_shard:
+        return []
+    answers = await read(node, col, "retrieve", {**body, "ids": wanted, "_shards": by_shard})
+    found = {encode_id(parse_id(r["id"])): r for answer in answers for r in answer}
+    return [found[encode_id(pid)] for pid in wanted if encode_id(pid) in found]
+
+
+async def get_point(node, col: Collection, pid) -> dict:
+    got = await retrieve(node, col, [pid], {"with_payload": True, "with_vector": True})
+    if not got:
+        raise NotFound(f"Not found: No point with id {pid} found")
+    return got[0]
+
+
+async def scroll(node, col: Collection, body: dict) -> dict:
+    if body.get("order_by") is not None:
+        raise refused("scroll with order_by")
+    reads.Shape.from_body(body).check(col)
+    col.compile_filter(body.get("filter"))
+    limit = reads.positive(body.get("limit"), "limit", 10)
+    if body.get("offset") is not None:
+        parse_id(body["offset"])
+    answers = await read(node, col, "scroll", {**body, "limit": limit + 1})
+    merged = sorted((r for answer in answers for r in answer), key=lambda r: encode_id(parse_id(r["id"])))
+    page = merged[:limit]
+    return {"points": page, "next_page_offset": merged[limit]["id"] if len(merged) > limit else None}
+
+
+async def count(node, col: Collection, body: dict) -> int:
+    col.compile_filter(body.get("filter"))
+    return sum(await read(node, col, "count", {"filter": body.get("filter")}))
+
+
+async def facet(node, col: Collection, body: dict) -> dict:
+    col.compile_filter(body.get("filter"))
+    limit = reads.positive(body.get("limit"), "limit", 10)
+    answers = await read(node, col, "facet", {"key": body["key"], "filter": body.get("filter")})
+    totals: dict = {}
+    for answer in answers:
+        for hit in answer:
+            tagged = (reads.facet_rank(hit["value"]), hit["value"])
+            totals[tagged] = totals.get(tagged, 0) + hit["count"]
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return {"hits": [{"value": value, "count": n} for (_tag, value), n in ranked]}
+
+
+async def search(node, col: Collection, form: str, items: list, reqs: list) -> list:
+    """``form``: "query" or "search" (the body's dialect); one answer per request, as the
+    unsharded reader gives it."""
+    for req in reqs:
+        check_search(req)
+    asked = [{**item, "limit": req.offset + req.limit, "offset": 0} for item, req in zip(items, reqs)]
+    answers = await read(node, col, "search", {"form": form, "searches": asked})
+    out = []
+    for i, req in enumerate(reqs):
+        found = [r for answer in answers if answer is not None for r in answer[i]]
+        found.sort(key=_score_order(col, req))
+        out.append(found[req.offset:req.offset + req.limit])
+    return out
+
+
+def _score_order(col: Collection, req: SearchRequest):
+    """Best first, as one shard ranks: larger scores first, except for distances where
+    a smaller one is closer (Euclid, Manhattan); ties by id, as a scan meets them."""
+    params = col.config.vectors.get(req.using)
+    ascending = params is not None and params.distance in ("Euclid", "Manhattan")
+    sign = 1 if ascending else -1
+    return lambda r: (sign * r["score"], encode_id(parse_id(r["id"])))
+
+
+async def points_count(node, col: Collection) -> dict:
+    """{"points", "indexed"} summed over the shards."""
+    answers = await read(node, col, "info", {})
+    return {k: sum(a[k] for a in answers) for k in ("points", "indexed")}
+
+
+def cluster_info(node, col: Collection) -> dict:
+    """Qdrant's CollectionClusterInfo from the group assignment: shards held here (with
+    their points and how far behind their partition's end they are) and elsewhere."""
+    worker = node.shards
+    topic = topic_of(node, col)
+    which = shards.incarnation(col)
+    local, remote = [], []
+    for shard in range(shards.shard_count(col.config)):
+        holders = worker.holders(topic, shard)
+        for name, url in holders:
+            if name == worker.name:
+                held = node.state.collections.get(shards.shard_name(which, shard))
+                lag = worker.lag_of(topic, shard)
+                local.append({"shard_id": shard, "points_count": len(held) if held is not None else 0,
+                              "state": "Active" if lag == 0 else "Partial", "lag": lag})
+            else:
+                remote.append({"shard_id": shard, "peer_id": peer_of(name), "state": "Active", "uri": url})
+        if not holders:
+            remote.append({"shard_id": shard, "peer_id": 0, "state": "Dead"})
+    return {"peer_id": peer_of(worker.name), "shard_count": shards.shard_count(col.config), "local_shards": local,
+            "remote_shards": remote, "shard_transfers": []}
+
+
+def peer_of(name: str) -> int:
+    """A node's peer id as /cluster and other nodes report it (a u64 from its name)."""
+    return int(name, 16) & ((1 << 63) - 1)
+
+
+_topics_made: set = set()
+
+
+async def ensure_topic(node, col: Collection | None) -> None:
+    """The collection's shard topic, created with its shard count (idempotent)."""
+    if col is None or not shards.is_sharded(col):
+        return
+    topic = topic_of(node, col)
+    if topic in _topics_made:
+        return
+    s = node.settings
+    await ensure_topics(s.kafka, topic, shards.shard_count(col.config), s.topic_replication, s.topic_min_insync,
+                        with_dlq=False)
+    _topics_made.add(topic)
