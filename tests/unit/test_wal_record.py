@@ -17,6 +17,7 @@ BODIES = {
     "create_collection": {"vectors": {"size": 3, "distance": "Cosine"}, "hnsw_config": {"m": 8},
                           "sparse_vectors": {"text": {"modifier": "idf"}}},
     "delete_collection": {},
+    "shard_barrier": {"upto": 41, "partition": 0},
     "create_field_index": {"field_name": "meta.color", "field_schema": "keyword"},
     "delete_field_index": {"field_name": "meta.color"},
     "upsert": {"points": [{"id": 1, "vector": [1.0, 2.0, 3.0], "payload": {"a": [1, {"b": None}]}},
