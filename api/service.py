@@ -67,7 +67,7 @@ def readable(name: str) -> None:
 def list_collections(node: Node) -> list:
     """The collections the caller may see, by name."""
     access = caller()
-    return [name for name in sorted(node.state.collections) if access.sees(name)]
+    return [name for name in sorted(node.state.collections) if not shards.is_shard(name) and access.sees(name)]
 
 
 def exists(node: Node, name: str) -> bool:
@@ -143,11 +143,17 @@ def check_write(node: Node, name: str, op: ops.Operation, timeout: float | None 
     limits = strict_mode.active(col)
     # Collection updates and index drops stay possible: they are how limits are lifted.
     if limits is not None and not isinstance(op, (ops.UpdateCollection, ops.DeleteFieldIndex)):
+        if shards.is_sharded(col):
+            # These limits count the collection's contents, which live in its shards.
+            for size_limit in _CONTENT_LIMITS:
+                if limits.get(size_limit) is not None:
+                    raise sharded_api.refused(f"strict_mode_config.{size_limit}")
         strict_mode.check_timeout(limits, timeout)
         strict_mode.check_write(limits, col, op)
     return col
 
 
+_CONTENT_LIMITS = ("max_points_count", "max_collection_vector_size_bytes", "max_collection_payload_size_bytes")
 _READ_CHECKS = {"search": strict_mode.check_search, "scroll": strict_mode.check_scroll,
                 "count": strict_mode.check_count, "facet": strict_mode.check_facet,
                 "groups": strict_mode.check_groups}

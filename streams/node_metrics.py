@@ -10,6 +10,8 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from storage import shards
+
 LogEnds = Callable[[], dict]  # () -> {partition: log end offset}, only the partitions known
 
 
@@ -107,6 +109,8 @@ class CollectionCollector(Collector):
         building = GaugeMetricFamily("pointlog_index_building", "1 while a new Annoy index is being built",
                                      labels=["collection", "vector"])
         for name, col in sorted(self.node.state.collections.items()):
+            if shards.is_shard(name):
+                name = f"{col.name[1:]}"  # a shard held here: "<incarnation>/<shard>"
             points.add_metric([name], len(col))
             for vector, store in sorted(col.vectors.items()):
                 labels = [name, vector]

@@ -4,10 +4,10 @@ shapes, with what pointlog can honestly report about itself.
 Telemetry: the node's id, its name, version and start time, each collection's vector
 count, optimizer status and params, and REST request counts and mean durations per
 route and status (from the same histogram as ``/metrics``; Qdrant's min and max
-durations are not kept, so they are left out). pointlog is no Qdrant cluster: Kafka
-replicates the log, and every node holds every shard of a collection (its single
-shard), so ``/cluster`` answers ``disabled`` and a collection's cluster info lists one
-active local shard.
+durations are not kept, so they are left out). A node without ``--cluster`` answers
+``/cluster`` ``disabled``; an unsharded collection's cluster info lists one active
+local shard (every node holds it whole; Kafka replicates the log), a sharded one's
+lists where the cluster's group assignment put its shards (api/shards.py).
 """
 from datetime import datetime, timezone
 
@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from api import service
 from api import shards as sharded
+from storage import shards
 from api.rest.routes import VERSION, handler
 from streams.node import Node
 
@@ -46,7 +47,7 @@ def _responses(registry) -> dict:
 @handler
 async def telemetry(request: Request, node: Node):
     collections = []
-    for name in sorted(node.state.collections):
+    for name in sorted(n for n in node.state.collections if not shards.is_shard(n)):
         info = service.collection_info(node.state.collections[name])
         collections.append({"vectors": sum(len(s) for _n, s in node.state.collections[name].named_stores()),
                             "optimizers_status": info["optimizer_status"], "params": info["config"]["params"]})
