@@ -17,6 +17,7 @@ not wrong.
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 import httpx
 import orjson
@@ -25,6 +26,7 @@ from storage import operations as ops
 from storage import reads, shards
 from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError, Unavailable
+from storage.filters import merge_filters
 from storage.ids import encode_id, parse_id
 from storage.vectors import query
 from storage.vectors.search import SearchRequest
@@ -166,9 +168,9 @@ async def _call(node, url: str, what: str, body: dict):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("prefetch", "prefetch"), ("fusion", "fusion"), ("examples", "recommend, discover, context and "
-                    "relevance feedback queries"), ("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"),
-                    ("order_by", "order_by"), ("lookup_from", "lookup_from"))
+_NOT_SHARDED_YET = (("examples", "recommend, discover, context and relevance feedback queries"), ("mmr", "mmr"),
+                    ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by"),
+                    ("lookup_from", "lookup_from"))
 
 
 def check_search(req: SearchRequest) -> None:
@@ -178,6 +180,8 @@ def check_search(req: SearchRequest) -> None:
             raise refused(what)
     if req.point_id is not None:
         raise refused("a query by point id")
+    for inner in req.prefetch or ():
+        check_search(inner)
 
 
 def refused(what: str) -> BadRequest:
@@ -245,13 +249,21 @@ async def read_local(node, topic: str, kind: str, body: dict, group: list) -> di
     return out
 
 
+def _retrieve_local(col: Collection, body: dict) -> list:
+    found = reads.retrieve(col, body["ids"], reads.Shape.from_body(body))
+    if body.get("_versions"):  # a fused query's points carry their versions, as scored points do
+        for rec in found:
+            rec["version"] = col.points[encode_id(parse_id(rec["id"]))].version
+    return found
+
+
 def _search_local(node, col: Collection, body: dict):
     parse = SearchRequest.from_query if body["form"] == "query" else SearchRequest.from_search
     return [query.run(col, parse(item), node.settings.index) for item in body["searches"]]
 
 
 _LOCAL = {
-    "retrieve": lambda node, col, body: reads.retrieve(col, body["ids"], reads.Shape.from_body(body)),
+    "retrieve": lambda node, col, body: _retrieve_local(col, body),
     "scroll": lambda node, col, body: reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"),
                                                    reads.Shape.from_body(body))["points"],
     "count": lambda node, col, body: reads.count(col, body.get("filter")),
@@ -323,9 +335,24 @@ async def facet(node, col: Collection, body: dict) -> dict:
 
 async def search(node, col: Collection, form: str, items: list, reqs: list) -> list:
     """``form``: "query" or "search" (the body's dialect); one answer per request, as the
-    unsharded reader gives it."""
+    unsharded reader gives it. Plain nearest queries go to the shards in one round
+    trip; queries with prefetches are composed here, as ``storage/vectors/query.py``
+    composes them on one node: each prefetch's merged top-k, then fusion (RRF, DBSF)
+    or a rescoring query over the union of their candidates."""
     for req in reqs:
         check_search(req)
+    plain = [i for i, req in enumerate(reqs) if not req.prefetch]
+    out: list = [None] * len(reqs)
+    if plain:
+        for i, found in zip(plain, await _nearest(node, col, form, [items[i] for i in plain], [reqs[i] for i in plain])):
+            out[i] = found
+    composed = [i for i, req in enumerate(reqs) if req.prefetch]
+    for i, found in zip(composed, await asyncio.gather(*(_composed(node, col, items[i], reqs[i]) for i in composed))):
+        out[i] = found
+    return out
+
+
+async def _nearest(node, col: Collection, form: str, items: list, reqs: list) -> list:
     asked = [{**item, "limit": req.offset + req.limit, "offset": 0} for item, req in zip(items, reqs)]
     answers = await read(node, col, "search", {"form": form, "searches": asked})
     out = []
@@ -333,6 +360,62 @@ async def search(node, col: Collection, form: str, items: list, reqs: list) -> l
         found = [r for answer in answers if answer is not None for r in answer[i]]
         found.sort(key=_score_order(col, req))
         out.append(found[req.offset:req.offset + req.limit])
+    return out
+
+
+def _prefetch_items(body: dict) -> list:
+    raw = body.get("prefetch")
+    return raw if isinstance(raw, list) else [raw]
+
+
+async def _candidates(node, col: Collection, body: dict, req: SearchRequest, outer: dict | None) -> list:
+    """A prefetch's candidates (ids and scores, best first) over every shard."""
+    flt = merge_filters(outer, req.filter)
+    if req.prefetch:
+        sources = await asyncio.gather(*(_candidates(node, col, b, r, flt)
+                                         for b, r in zip(_prefetch_items(body), req.prefetch)))
+        return await _merge(node, col, {**body, "filter": flt}, replace(req, filter=flt, offset=0), sources,
+                            shaped=False)
+    leaf = {k: v for k, v in body.items() if k != "prefetch"}
+    leaf.update(filter=flt, offset=0, with_payload=False, with_vector=False)
+    found, = await _nearest(node, col, "query", [leaf], [replace(req, filter=flt, offset=0)])
+    return found
+
+
+async def _composed(node, col: Collection, body: dict, req: SearchRequest) -> list:
+    sources = await asyncio.gather(*(_candidates(node, col, b, r, req.filter)
+                                     for b, r in zip(_prefetch_items(body), req.prefetch)))
+    return await _merge(node, col, body, req, sources, shaped=True)
+
+
+async def _merge(node, col: Collection, body: dict, req: SearchRequest, sources: list, shaped: bool) -> list:
+    if req.fusion is None:
+        # Rescoring: this level's own query over the union of the candidates.
+        ids = list(dict.fromkeys(hit["id"] for source in sources for hit in source))
+        if not ids:
+            return []
+        own = {k: v for k, v in body.items() if k != "prefetch"}
+        own["filter"] = merge_filters(req.filter, {"must": [{"has_id": ids}]})
+        if not shaped:
+            own.update(with_payload=False, with_vector=False)
+        found, = await _nearest(node, col, "query", [own], [replace(req, prefetch=None, filter=own["filter"])])
+        return found
+    want = req.offset + req.limit
+    fused = query.rrf(sources, want, req.fusion[1], req.fusion[2]) if req.fusion[0] == "rrf" \
+        else query.dbsf(sources, want)
+    if req.score_threshold is not None:
+        fused = [(pid, score) for pid, score in fused if score >= req.score_threshold]
+    fused = fused[req.offset:]
+    if not shaped:
+        return [{"id": pid, "score": score} for pid, score in fused]
+    shape = {"with_payload": body.get("with_payload", False), "with_vector": body.get("with_vector", False)}
+    records = await retrieve(node, col, [pid for pid, _ in fused], {**shape, "_versions": True})
+    by_key = {encode_id(parse_id(r["id"])): r for r in records}
+    out = []
+    for pid, score in fused:
+        rec = by_key.get(encode_id(pid))
+        if rec is not None:  # deleted between the prefetch and the fetch: gone, as on one node after the fact
+            out.append({**rec, "score": score})
     return out
 
 
