@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 
 import httpx
+import numpy as np
 import orjson
 
 from storage import operations as ops
@@ -29,6 +30,7 @@ from storage.errors import BadRequest, NotFound, QdrantError, Unavailable
 from storage.filters import merge_filters
 from storage.ids import encode_id, parse_id
 from storage.vectors import query
+from storage.vectors.sparse import SparseVector
 from storage.vectors.search import SearchRequest
 from storage.vectors.annoy_index import index_status
 from streams.codec import encode
@@ -168,8 +170,7 @@ async def _call(node, url: str, what: str, body: dict):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("examples", "recommend, discover, context and relevance feedback queries"), ("mmr", "mmr"),
-                    ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by"),
+_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by"),
                     ("lookup_from", "lookup_from"))
 
 
@@ -257,9 +258,32 @@ def _retrieve_local(col: Collection, body: dict) -> list:
     return found
 
 
+def _stored_vectors(node, col: Collection, body: dict) -> dict:
+    out = {}
+    for raw in body["ids"]:
+        pid = parse_id(raw)
+        if encode_id(pid) not in col.points:
+            continue
+        try:
+            vec = col.stored_vector(pid, body["using"])
+        except QdrantError as exc:
+            out[encode_id(pid).hex()] = {"error": exc.to_dict()}
+            continue
+        out[encode_id(pid).hex()] = {"vector": vec.to_json() if isinstance(vec, SparseVector) else vec.tolist()}
+    return out
+
+
 def _search_local(node, col: Collection, body: dict):
     parse = SearchRequest.from_query if body["form"] == "query" else SearchRequest.from_search
-    return [query.run(col, parse(item), node.settings.index) for item in body["searches"]]
+    out = []
+    for item in body["searches"]:
+        req = parse({k: v for k, v in item.items() if k != "_examples"})
+        if item.get("_examples"):
+            table = {encode_id(parse_id(pid)): _vector_from_json(vec) for pid, vec in item["_examples"]}
+            req.examples, mentioned = req.examples.resolve(lambda pid: table[encode_id(pid)])
+            req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
+        out.append(query.run(col, req, node.settings.index))
+    return out
 
 
 _LOCAL = {
@@ -270,8 +294,9 @@ _LOCAL = {
     "facet": lambda node, col, body: reads.facet(col, body["key"], body.get("filter"), 2**31)["hits"],
     "search": _search_local,
     "info": lambda node, col, body: {"points": len(col), "indexed": _indexed(col)},
+    "vectors": _stored_vectors,
 }
-_EMPTY = {"retrieve": [], "scroll": [], "count": 0, "facet": [], "search": None,
+_EMPTY = {"retrieve": [], "scroll": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -354,11 +379,14 @@ async def search(node, col: Collection, form: str, items: list, reqs: list) -> l
 
 async def _nearest(node, col: Collection, form: str, items: list, reqs: list) -> list:
     asked = [{**item, "limit": req.offset + req.limit, "offset": 0} for item, req in zip(items, reqs)]
+    orders = []
+    for item, req in zip(asked, reqs):
+        orders.append(_score_order(col, req, await _examples(node, col, item, req)))
     answers = await read(node, col, "search", {"form": form, "searches": asked})
     out = []
     for i, req in enumerate(reqs):
         found = [r for answer in answers if answer is not None for r in answer[i]]
-        found.sort(key=_score_order(col, req))
+        found.sort(key=orders[i])
         out.append(found[req.offset:req.offset + req.limit])
     return out
 
@@ -419,11 +447,50 @@ async def _merge(node, col: Collection, body: dict, req: SearchRequest, sources:
     return out
 
 
-def _score_order(col: Collection, req: SearchRequest):
-    """Best first, as one shard ranks: larger scores first, except for distances where
-    a smaller one is closer (Euclid, Manhattan); ties by id, as a scan meets them."""
+async def _examples(node, col: Collection, item: dict, req: SearchRequest) -> bool:
+    """A query scored against examples names points by id: their stored vectors come
+    from the shards that hold them and travel with the query (``_examples``), which
+    each shard resolves as it would its own points, leaving those points out. Returns
+    whether the query ranks by distance (a recommend that searches its average)."""
+    if req.examples is None:
+        return req.vector is not None
+    mentioned = []
+    query, _ = req.examples.resolve(lambda pid: mentioned.append(pid) or _PLACEHOLDER)
+    if mentioned:
+        wanted = list(dict.fromkeys(mentioned))
+        count = shards.shard_count(col.config)
+        by_shard = sorted({shards.shard_of(pid, count) for pid in wanted})
+        answers = await read(node, col, "vectors", {"ids": wanted, "using": req.using, "_shards": by_shard})
+        found = {k: v for answer in answers for k, v in answer.items()}
+        table = []
+        for pid in wanted:
+            got = found.get(str(encode_id(pid).hex()))
+            if got is None:
+                raise NotFound(f"Not found: No point with id {pid} found")
+            if "error" in got:
+                raise QdrantError.from_dict(got["error"])
+            table.append([pid, got["vector"]])
+        item["_examples"] = table
     params = col.config.vectors.get(req.using)
-    ascending = params is not None and params.distance in ("Euclid", "Manhattan")
+    return (getattr(query, "strategy", None) == "average_vector" and params is not None
+            and not params.multivector)
+
+
+def _vector_from_json(value):
+    if isinstance(value, dict):
+        return SparseVector(np.asarray(value["indices"], dtype=np.uint32), np.asarray(value["values"], dtype=np.float32))
+    return np.asarray(value, dtype=np.float32)
+
+
+_PLACEHOLDER = np.zeros(1, dtype=np.float32)
+
+
+def _score_order(col: Collection, req: SearchRequest, by_distance: bool = True):
+    """Best first, as one shard ranks: larger scores first, except for distances where
+    a smaller one is closer (Euclid, Manhattan) in a query by one vector; ties by id,
+    as a scan meets them. Example-scored queries rank similarities: larger is better."""
+    params = col.config.vectors.get(req.using)
+    ascending = by_distance and params is not None and params.distance in ("Euclid", "Manhattan")
     sign = 1 if ascending else -1
     return lambda r: (sign * r["score"], encode_id(parse_id(r["id"])))
 
