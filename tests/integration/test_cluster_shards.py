@@ -72,8 +72,9 @@ def cluster_info(node: Server, collection: str) -> dict:
 
 
 def wait_spread(nodes: list, collection: str, timeout: float = 60.0, settled: bool = True) -> dict:
-    """Until the nodes between them hold every shard, each once (and, ``settled``,
-    none lagging); returns {peer_id: [shard ids held]}."""
+    """Until the nodes between them hold every shard, each once, each node its even
+    share (one that joined the group after the collection's topic appeared gets it at
+    the next rebalance), and (``settled``) none lagging; returns {peer_id: [shard ids]}."""
     deadline = time.monotonic() + timeout
     while True:
         infos = []
@@ -85,7 +86,8 @@ def wait_spread(nodes: list, collection: str, timeout: float = 60.0, settled: bo
             held = {i["peer_id"]: sorted(s["shard_id"] for s in i["local_shards"]) for i in infos}
             flat = sorted(s for v in held.values() for s in v)
             lag = [s["lag"] for i in infos for s in i["local_shards"]]
-            if flat == list(range(infos[0]["shard_count"])) and not (settled and any(lag)):
+            even = all(len(v) >= infos[0]["shard_count"] // len(nodes) for v in held.values())
+            if flat == list(range(infos[0]["shard_count"])) and even and not (settled and any(lag)):
                 return held
         if time.monotonic() > deadline:
             raise TimeoutError(f"shards not spread over {len(nodes)} nodes: {infos}")
@@ -433,6 +435,8 @@ def test_writes_by_filter_reach_every_shard_in_one_order(trio):
     ca.create_payload_index("ordered", "i", models.PayloadSchemaType.INTEGER, wait=True)
     ca.upsert("ordered", points=[models.PointStruct(id=i, vector=vector(rng), payload={"i": i})
                                  for i in range(n_points)], wait=True)
+    # wait=true: every shard touched applied it, so any node reads all of it at once.
+    assert QdrantClient(url=c.url, timeout=60).count("ordered", exact=True).count == n_points
     counts = [s["points_count"] for n in trio for s in cluster_info(n, "ordered")["local_shards"]]
     assert len(counts) == SHARDS and all(counts), counts  # the points are spread over all six shards
     everything = models.Filter(must=[models.FieldCondition(key="i", range=models.Range(gte=0))])
