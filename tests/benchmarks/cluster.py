@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 
 from tests.benchmarks import loadgen
-from tests.benchmarks.run import bodies, progress, recall, rss_mb
+from tests.benchmarks.run import bodies, cpu_s, progress, recall, rss_mb
 from tests.benchmarks.workload import BATCH, DIM, INDEXED_FIELD, dumps, percentile, queries, vectors
 from tests.support import Broker, Server, free_port
 
@@ -72,6 +72,12 @@ async def _spread(nodes: list, reqs: list, on_response=None) -> tuple:
         for i, r in zip(part, resp):
             responses[i] = r
     return seconds, latencies, responses
+
+
+def _cpu(nodes: list) -> float:
+    """CPU seconds all the nodes have used (their index builders excluded): on a shared
+    machine this moves far less than the wall-clock figures."""
+    return sum(cpu_s(n.proc.pid) for n in nodes)
 
 
 def _count(node: Server) -> int:
@@ -140,10 +146,12 @@ def one_setup(broker: Broker, tmp: str, k: int, data: np.ndarray, qs: np.ndarray
 
         progress(f"{who}: ingest of {len(data)} points, {CLIENTS} clients")
         t0 = time.perf_counter()
+        cpu0 = _cpu(nodes)
         acked_s, _, _ = asyncio.run(_spread(nodes, reqs, tick))
         while (applied := _count(nodes[-1])) < len(data):
             time.sleep(0.1)
         seconds = time.perf_counter() - t0
+        out["ingest_cpu_ms_per_1k_points"] = (_cpu(nodes) - cpu0) * 1e6 / len(data)
         out.update(ingest_points_per_s=len(data) / seconds, ingest_acked_points_per_s=len(data) / acked_s,
                    points=applied)
         progress(f"{who}: {out['ingest_points_per_s']:.0f} points/s applied; waiting for the indexes")
@@ -164,7 +172,9 @@ def one_setup(broker: Broker, tmp: str, k: int, data: np.ndarray, qs: np.ndarray
                    dumps({"query": q.astype(np.float64).tolist(), "limit": 10})) for q in qs]
         progress(f"{who}: search, {len(qs)} queries, {CLIENTS} clients")
         asyncio.run(_spread(nodes, search[:50]))  # warm up connections
+        cpu0 = _cpu(nodes)
         seconds, lat, responses = asyncio.run(_spread(nodes, search))
+        out["search_cpu_us_per_query"] = (_cpu(nodes) - cpu0) * 1e6 / len(qs)
         found = [[p["id"] for p in orjson.loads(r)["result"]["points"]] for r in responses]
         out.update(search_qps=len(qs) / seconds, search_p50_ms=percentile(lat, 50),
                    search_p99_ms=percentile(lat, 99), recall_at_10=recall(data, qs, found))
@@ -186,6 +196,7 @@ def main(args) -> None:
     broker.start()
     tmp = tempfile.mkdtemp(prefix="pointlog-bench-cluster-")
     rows = []
+    load_before = os.getloadavg()[0]
     try:
         # The baseline: today's unsharded collection on one node, on this machine now.
         rows.append(one_setup(broker, tmp, 1, data, qs, shard_number=1))
@@ -193,10 +204,10 @@ def main(args) -> None:
             rows.append(one_setup(broker, tmp, k, data, qs))
     finally:
         broker.stop()
-    report(rows, n, n_queries, args)
+    report(rows, n, n_queries, args, (load_before, os.getloadavg()[0]))
 
 
-def report(rows: list, n: int, n_queries: int, args) -> None:
+def report(rows: list, n: int, n_queries: int, args, load: tuple) -> None:
     def mb(values: list) -> str:
         return " / ".join(f"{v:.0f}" for v in values)
 
@@ -207,13 +218,17 @@ def report(rows: list, n: int, n_queries: int, args) -> None:
         label = f"{r['nodes']}" if r["shard_number"] > 1 else "1, unsharded"
         lines.append((label, f"{r['ingest_points_per_s']:.0f}", f"{r['search_qps']:.0f}",
                       f"{r['search_p50_ms']:.2f}", f"{r['search_p99_ms']:.2f}", f"{r['recall_at_10']:.3f}",
+                      f"{r['ingest_cpu_ms_per_1k_points']:.0f}", f"{r['search_cpu_us_per_query']:.0f}",
                       mb(r["rss_mb"]), mb(growth), f"{max(growth) / one:.2f}" if one else "",
                       " / ".join(str(p) for p in r["points_per_node"])))
     head = ("nodes", "ingest (points/s)", "search QPS", "search p50 (ms)", "search p99 (ms)", "recall@10",
+            "CPU per 1k points ingested (ms)", "CPU per query (us)",
             "RSS per node (MB)", "RSS growth per node (MB)", "largest growth / 1 node", "points per node")
-    print("  ".join(f"{h:>14s}" for h in head[:6]) + "  " + "  ".join(head[6:]), flush=True)
+    widths = [max(len(h), 12) for h in head[:8]]
+    print("  ".join(f"{h:>{w}s}" for h, w in zip(head, widths)) + "  " + "  ".join(head[8:]), flush=True)
     for line in lines:
-        print("  ".join(f"{str(x):>14s}" for x in line[:6]) + "  " + "  ".join(str(x) for x in line[6:]), flush=True)
+        print("  ".join(f"{str(x):>{w}s}" for x, w in zip(line, widths)) + "  " + "  ".join(str(x) for x in line[8:]),
+              flush=True)
     mode = "quick" if args.quick else "default"
     header = (f"# Cluster benchmark results (issue 16)\n\n{datetime.date.today()} on {platform.node()} "
               f"({os.cpu_count()} cores, Python {platform.python_version()}), mode {mode}: `make bench ARGS=--cluster`. "
@@ -227,7 +242,10 @@ def report(rows: list, n: int, n_queries: int, args) -> None:
               "Annoy-indexed. RSS is measured after ingest and index builds; its growth is since the node "
               "started (the node's share of the data), the figure that should fall as 1/nodes. The first row is "
               "the same workload on today's unsharded collection (`shard_number: 1`) on one node, measured in the "
-              "same run as the baseline; the ratio column compares with the 1-node sharded row.\n\n")
+              "same run as the baseline; the ratio column compares with the 1-node sharded row. CPU columns: "
+              "CPU time of all the nodes together (user + system, index builders excluded) per unit of work, "
+              "which moves far less than wall-clock figures on a shared machine. Load average of the machine "
+              f"(1 min) at the start {load[0]:.1f}, at the end {load[1]:.1f}.\n\n")
     table = "| " + " | ".join(head) + " |\n|" + "---:|" * len(head) + "\n"
     table += "".join("| " + " | ".join(str(x) for x in line) + " |\n" for line in lines)
     if not args.quick:
