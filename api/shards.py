@@ -199,31 +199,36 @@ async def read(node, col: Collection, kind: str, body: dict, timeout: float | No
     deadline = time.monotonic() + (timeout or READ_DEADLINE)
     answers: dict = {}
     worker = node.shards
+    failed: set = set()  # nodes that did not answer this request: their replicas are asked at once
     while True:
         generation = worker.generation
         missing = [s for s in wanted if s not in answers]
         by_node: dict = {}
         for shard in missing:
-            holders = worker.holders(topic, shard)
+            holders = [h for h in worker.holders(topic, shard) if h[0] not in failed]
             if holders:
                 mine = [h for h in holders if h[0] == worker.name]
-                name, url = (mine or holders)[0]
-                by_node.setdefault((name, url), []).append(shard)
+                by_node.setdefault((mine or holders)[0], []).append(shard)
         results = await asyncio.gather(*(_read_at(node, name, url, col, topic, kind, body, group)
                                          for (name, url), group in by_node.items()), return_exceptions=True)
-        for got in results:
+        for (name, _url), got in zip(by_node, results):
             if isinstance(got, Moved):
+                failed.add(name)
                 continue
             if isinstance(got, BaseException):
                 raise got
             answers.update(got)
         if all(s in answers for s in wanted):
             return [answers[s] for s in wanted]
+        untried = any(h[0] not in failed for s in wanted if s not in answers for h in worker.holders(topic, s))
+        if untried:
+            continue
         left = deadline - time.monotonic()
         if left <= 0:
             raise Unavailable(f"Service unavailable: shards {sorted(set(wanted) - set(answers))} of collection "
                               f"`{col.name}` have no node that answers")
         await worker.assignment_changed(generation, min(left, 0.5))
+        failed.clear()  # a new plan, or half a second later: every holder may be asked again
 
 
 async def _read_at(node, name: str, url: str, col: Collection, topic: str, kind: str, body: dict, group: list):

@@ -205,17 +205,10 @@ class ShardWorker:
 
     async def assigned(self, partitions: set) -> None:
         state = self.node.state
-        gone = self.held - partitions
-        if gone:
-            self._drop(gone)
         new = partitions - self.held
-        self.held = set(partitions)
-        for tp in sorted(partitions):
-            start = state.applied_offset(tp.topic, tp.partition) + 1
-            self._consumer.seek(tp, start)
         if new:
             # A shard taken over answers reads once it holds what its log held then:
-            # every write acknowledged before the takeover.
+            # every write acknowledged before the takeover. Known before it counts as held.
             try:
                 ends = await self._consumer.end_offsets(sorted(new))
             except Exception:
@@ -223,6 +216,12 @@ class ShardWorker:
                 ends = {}
             for tp, end in ends.items():
                 self._caught_up_at[tp] = end - 1
+        gone = self.held - partitions
+        if gone:
+            self._drop(gone)
+        self.held = set(partitions)
+        for tp in sorted(partitions):
+            self._consumer.seek(tp, state.applied_offset(tp.topic, tp.partition) + 1)
         self.generation += 1
         self._assigned.set()
         if partitions:
