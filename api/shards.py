@@ -170,7 +170,7 @@ async def _call(node, url: str, what: str, body: dict):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by"),
+_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"),
                     ("lookup_from", "lookup_from"))
 
 
@@ -278,8 +278,13 @@ def _stored_vectors(node, col: Collection, body: dict) -> dict:
     return out
 
 
+# The dialects of search-like bodies, by the endpoint family they come from.
+FORMS = {"query": SearchRequest.from_query, "search": SearchRequest.from_search,
+         "recommend": SearchRequest.from_recommend, "discover": SearchRequest.from_discover}
+
+
 def _search_local(node, col: Collection, body: dict):
-    parse = SearchRequest.from_query if body["form"] == "query" else SearchRequest.from_search
+    parse = FORMS[body["form"]]
     out = []
     for item in body["searches"]:
         req = parse({k: v for k, v in item.items() if k != "_examples"})
@@ -295,13 +300,15 @@ _LOCAL = {
     "retrieve": lambda node, col, body: _retrieve_local(col, body),
     "scroll": lambda node, col, body: reads.scroll(col, body.get("offset"), body.get("limit"), body.get("filter"),
                                                    reads.Shape.from_body(body))["points"],
+    "scroll_by_value": lambda node, col, body: reads.scroll_by_value(
+        col, body["order_by"], body.get("filter"), body.get("limit"), reads.Shape.from_body(body))["points"],
     "count": lambda node, col, body: reads.count(col, body.get("filter")),
     "facet": lambda node, col, body: reads.facet(col, body["key"], body.get("filter"), 2**31)["hits"],
     "search": _search_local,
     "info": lambda node, col, body: {"points": len(col), "indexed": _indexed(col)},
     "vectors": _stored_vectors,
 }
-_EMPTY = {"retrieve": [], "scroll": [], "count": 0, "facet": [], "search": None, "vectors": {},
+_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -332,9 +339,9 @@ async def get_point(node, col: Collection, pid) -> dict:
 
 
 async def scroll(node, col: Collection, body: dict) -> dict:
-    if body.get("order_by") is not None:
-        raise refused("scroll with order_by")
     reads.Shape.from_body(body).check(col)
+    if body.get("order_by") is not None:
+        return await _scroll_by_value(node, col, body)
     col.compile_filter(body.get("filter"))
     limit = reads.positive(body.get("limit"), "limit", 10)
     if body.get("offset") is not None:
@@ -343,6 +350,21 @@ async def scroll(node, col: Collection, body: dict) -> dict:
     merged = sorted((r for answer in answers for r in answer), key=lambda r: encode_id(parse_id(r["id"])))
     page = merged[:limit]
     return {"points": page, "next_page_offset": merged[limit]["id"] if len(merged) > limit else None}
+
+
+async def _scroll_by_value(node, col: Collection, body: dict) -> dict:
+    """Each shard's first ``limit`` entries by value, merged as one node orders them:
+    by value, equal values in id order."""
+    from api.service import check_order_by
+    check_order_by(col, body["order_by"], body.get("offset"))
+    _key, descending, _start = reads.parse_order_by(body["order_by"])
+    col.compile_filter(body.get("filter"))
+    limit = reads.positive(body.get("limit"), "limit", 10)
+    answers = await read(node, col, "scroll_by_value", {**body, "limit": limit})
+    merged = sorted((r for answer in answers for r in answer),
+                    key=lambda r: ((-r["order_value"] if descending else r["order_value"]),
+                                   encode_id(parse_id(r["id"]))))
+    return {"points": merged[:limit], "next_page_offset": None}
 
 
 async def count(node, col: Collection, body: dict) -> int:
@@ -364,7 +386,7 @@ async def facet(node, col: Collection, body: dict) -> dict:
 
 
 async def search(node, col: Collection, form: str, items: list, reqs: list) -> list:
-    """``form``: "query" or "search" (the body's dialect); one answer per request, as the
+    """``form``: a key of ``FORMS`` (the body's dialect); one answer per request, as the
     unsharded reader gives it. Plain nearest queries go to the shards in one round
     trip; queries with prefetches are composed here, as ``storage/vectors/query.py``
     composes them on one node: each prefetch's merged top-k, then fusion (RRF, DBSF)

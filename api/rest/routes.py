@@ -310,15 +310,16 @@ async def recommend_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
     body = await _read_body(request)
     req = _recommend(body)
-    return service.search(node, _searched(request, node, body), req)
+    col = _searched(request, node, body, sharded=True)
+    return (await service.search_all(node, col, "recommend", [body], [req]))[0]
 
 
 @handler
 async def recommend_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_recommend(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [service.search(node, col, req) for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return await service.search_all(node, col, "recommend", searches, reqs)
 
 
 @handler
@@ -355,15 +356,16 @@ async def discover_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
     body = await _read_body(request)
     req = _discover(body)
-    return service.search(node, _searched(request, node, body), req)
+    col = _searched(request, node, body, sharded=True)
+    return (await service.search_all(node, col, "discover", [body], [req]))[0]
 
 
 @handler
 async def discover_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_discover(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [service.search(node, col, req) for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return await service.search_all(node, col, "discover", searches, reqs)
 
 
 async def _matrix(request: Request, node: Node) -> tuple:
