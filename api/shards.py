@@ -29,6 +29,7 @@ from storage.collection import Collection
 from storage.errors import BadRequest, NotFound, QdrantError, Unavailable
 from storage.filters import merge_filters
 from storage.ids import encode_id, parse_id
+from storage.vectors import groups as groups_query
 from storage.vectors import query
 from storage.vectors.sparse import SparseVector
 from storage.vectors.search import SearchRequest
@@ -283,15 +284,27 @@ FORMS = {"query": SearchRequest.from_query, "search": SearchRequest.from_search,
          "recommend": SearchRequest.from_recommend, "discover": SearchRequest.from_discover}
 
 
+def _groups_local(node, col: Collection, body: dict):
+    item = body["query"]
+    req = SearchRequest.from_query({k: v for k, v in item.items() if k != "_examples"})
+    _resolve_examples(req, item)
+    return groups_query.query_groups(col, req, body["group_by"], body["group_size"], body["limit"],
+                                     node.settings.index)
+
+
+def _resolve_examples(req: SearchRequest, item: dict) -> None:
+    if item.get("_examples"):
+        table = {encode_id(parse_id(pid)): _vector_from_json(vec) for pid, vec in item["_examples"]}
+        req.examples, mentioned = req.examples.resolve(lambda pid: table[encode_id(pid)])
+        req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
+
+
 def _search_local(node, col: Collection, body: dict):
     parse = FORMS[body["form"]]
     out = []
     for item in body["searches"]:
         req = parse({k: v for k, v in item.items() if k != "_examples"})
-        if item.get("_examples"):
-            table = {encode_id(parse_id(pid)): _vector_from_json(vec) for pid, vec in item["_examples"]}
-            req.examples, mentioned = req.examples.resolve(lambda pid: table[encode_id(pid)])
-            req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
+        _resolve_examples(req, item)
         out.append(query.run(col, req, node.settings.index))
     return out
 
@@ -307,8 +320,9 @@ _LOCAL = {
     "search": _search_local,
     "info": lambda node, col, body: {"points": len(col), "indexed": _indexed(col)},
     "vectors": _stored_vectors,
+    "groups": _groups_local,
 }
-_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "count": 0, "facet": [], "search": None, "vectors": {},
+_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -350,6 +364,44 @@ async def scroll(node, col: Collection, body: dict) -> dict:
     merged = sorted((r for answer in answers for r in answer), key=lambda r: encode_id(parse_id(r["id"])))
     page = merged[:limit]
     return {"points": page, "next_page_offset": merged[limit]["id"] if len(merged) > limit else None}
+
+
+async def groups(node, col: Collection, body: dict, req: SearchRequest, group_by: str, group_size: int,
+                 limit: int) -> list:
+    """Grouped queries in two rounds, both exact. First every shard's best ``limit``
+    groups with their best hit: a group among the best ``limit`` overall has its best hit
+    in some shard, where fewer than ``limit`` groups beat it, so the merge of those lists
+    (best hits in score order) names the best groups. Then every shard's hits of just
+    those groups (a filter on their values, every group it has), merged per group in
+    score order: each group's best ``group_size`` hits."""
+    check_search(req)
+    if req.prefetch:
+        raise refused("grouped queries with prefetch")
+    item = dict(body)
+    order = _score_order(col, req, await _examples(node, col, item, req))
+    first = await read(node, col, "groups", {"query": item, "group_by": group_by, "group_size": 1, "limit": limit})
+    best = sorted(((g["hits"][0], g["id"]) for answer in first for g in answer), key=lambda hg: order(hg[0]))
+    chosen = list(dict.fromkeys(gid for _hit, gid in best))[:limit]
+    if not chosen:
+        return []
+    by_type = [[g for g in chosen if isinstance(g, int)], [g for g in chosen if isinstance(g, str)]]
+    only = {"should": [{"key": group_by, "match": {"any": values}} for values in by_type if values]}
+    narrowed = {**item, "filter": merge_filters(item.get("filter"), {"must": [only]})}
+    second = await read(node, col, "groups", {"query": narrowed, "group_by": group_by, "group_size": group_size,
+                                              "limit": 2**31})
+    members: dict = {}
+    for answer in second:
+        for g in answer:
+            members.setdefault(_group_key(g["id"]), []).extend(g["hits"])
+    out = []
+    for gid in chosen:
+        hits = sorted(members.get(_group_key(gid), []), key=order)[:group_size]
+        out.append({"id": gid, "hits": hits})
+    return out
+
+
+def _group_key(gid) -> tuple:
+    return (type(gid).__name__, gid)
 
 
 async def _scroll_by_value(node, col: Collection, body: dict) -> dict:

@@ -113,7 +113,7 @@ class Points(points_service_pb2_grpc.PointsServicer):
     @rpc
     async def QueryGroups(self, request, context):
         started = time.perf_counter()
-        found = service.query_groups(self.node, request.collection_name, convert.query_groups(request),
+        found = await service.query_groups(self.node, request.collection_name, convert.query_groups(request),
                                      _timeout(request))
         return pb.QueryGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
@@ -218,14 +218,14 @@ class Points(points_service_pb2_grpc.PointsServicer):
     async def RecommendGroups(self, request, context):
         started = time.perf_counter()
         body = convert.recommend_groups(request)
-        found = service.query_groups(self.node, request.collection_name, service.recommend_groups_query(body))
+        found = await service.query_groups(self.node, request.collection_name, service.recommend_groups_query(body))
         return pb.RecommendGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc
     async def SearchGroups(self, request, context):
         started = time.perf_counter()
         body = convert.search_groups(request)
-        found = service.query_groups(self.node, request.collection_name, service.search_groups_query(body))
+        found = await service.query_groups(self.node, request.collection_name, service.search_groups_query(body))
         return pb.SearchGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc

@@ -279,7 +279,7 @@ async def query_points(request: Request, node: Node):
 async def query_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "groups")
-    return service.query_groups(node, request.path_params["collection"], body, timeout_param(request))
+    return await service.query_groups(node, request.path_params["collection"], body, timeout_param(request))
 
 
 @handler
@@ -334,14 +334,14 @@ async def search_batch(request: Request, node: Node):
 async def search_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "search_groups")
-    return service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
+    return await service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
 
 
 @handler
 async def recommend_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "recommend_groups")
-    return service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
+    return await service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
 
 
 def _discover(body) -> SearchRequest:
