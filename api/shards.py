@@ -171,8 +171,7 @@ async def _call(node, url: str, what: str, body: dict):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"),
-                    ("lookup_from", "lookup_from"))
+_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"))
 
 
 def check_search(req: SearchRequest) -> None:
@@ -180,10 +179,10 @@ def check_search(req: SearchRequest) -> None:
     for attr, what in _NOT_SHARDED_YET:
         if getattr(req, attr):
             raise refused(what)
-    if req.point_id is not None:
-        raise refused("a query by point id")
     for inner in req.prefetch or ():
         check_search(inner)
+        if inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
+            raise refused("a prefetch by point id or examples")
 
 
 def refused(what: str) -> BadRequest:
@@ -286,7 +285,7 @@ FORMS = {"query": SearchRequest.from_query, "search": SearchRequest.from_search,
 
 def _groups_local(node, col: Collection, body: dict):
     item = body["query"]
-    req = SearchRequest.from_query({k: v for k, v in item.items() if k != "_examples"})
+    req = SearchRequest.from_query({k: v for k, v in item.items() if k not in ("_examples", "_exclude")})
     _resolve_examples(req, item)
     return groups_query.query_groups(col, req, body["group_by"], body["group_size"], body["limit"],
                                      node.settings.index)
@@ -296,14 +295,15 @@ def _resolve_examples(req: SearchRequest, item: dict) -> None:
     if item.get("_examples"):
         table = {encode_id(parse_id(pid)): _vector_from_json(vec) for pid, vec in item["_examples"]}
         req.examples, mentioned = req.examples.resolve(lambda pid: table[encode_id(pid)])
-        req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
+        if item.get("_exclude", True):
+            req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
 
 
 def _search_local(node, col: Collection, body: dict):
     parse = FORMS[body["form"]]
     out = []
     for item in body["searches"]:
-        req = parse({k: v for k, v in item.items() if k != "_examples"})
+        req = parse({k: v for k, v in item.items() if k not in ("_examples", "_exclude")})
         _resolve_examples(req, item)
         out.append(query.run(col, req, node.settings.index))
     return out
@@ -527,32 +527,60 @@ async def _merge(node, col: Collection, body: dict, req: SearchRequest, sources:
 
 
 async def _examples(node, col: Collection, item: dict, req: SearchRequest) -> bool:
-    """A query scored against examples names points by id: their stored vectors come
-    from the shards that hold them and travel with the query (``_examples``), which
-    each shard resolves as it would its own points, leaving those points out. Returns
-    whether the query ranks by distance (a recommend that searches its average)."""
+    """Points a query names by id (a query by point id, examples), in this collection
+    or in ``lookup_from``'s: their stored vectors come from the shards that hold them
+    and travel with the query, the point queried by in place of its id, examples in
+    ``_examples``, which each shard resolves as it would its own points. Points of the
+    searched collection itself are left out of the answer, as on one node. Returns
+    whether the query ranks by distance (by one vector, or a recommend that searches
+    its average)."""
+    source, using = col, req.using
+    if req.lookup_from is not None:
+        from api.service import collection, readable
+        name, vector = req.lookup_from
+        readable(name)
+        source, using = collection(node, name, sharded=True), vector or req.using
+        item.pop("lookup_from", None)
+    itself = source is col
+    if req.point_id is not None:
+        vector, = await _vectors_of(node, source, [req.point_id], using)
+        item.pop("nearest", None)
+        item["query"] = vector
+        if itself:
+            item["filter"] = merge_filters(item.get("filter"), {"must_not": [{"has_id": [req.point_id]}]})
+        return True
     if req.examples is None:
         return req.vector is not None
     mentioned = []
     query, _ = req.examples.resolve(lambda pid: mentioned.append(pid) or _PLACEHOLDER)
     if mentioned:
         wanted = list(dict.fromkeys(mentioned))
-        count = shards.shard_count(col.config)
-        by_shard = sorted({shards.shard_of(pid, count) for pid in wanted})
-        answers = await read(node, col, "vectors", {"ids": wanted, "using": req.using, "_shards": by_shard})
-        found = {k: v for answer in answers for k, v in answer.items()}
-        table = []
-        for pid in wanted:
-            got = found.get(str(encode_id(pid).hex()))
-            if got is None:
-                raise NotFound(f"Not found: No point with id {pid} found")
-            if "error" in got:
-                raise QdrantError.from_dict(got["error"])
-            table.append([pid, got["vector"]])
-        item["_examples"] = table
+        item["_examples"] = [[pid, vec] for pid, vec in zip(wanted, await _vectors_of(node, source, wanted, using))]
+        item["_exclude"] = itself
     params = col.config.vectors.get(req.using)
     return (getattr(query, "strategy", None) == "average_vector" and params is not None
             and not params.multivector)
+
+
+async def _vectors_of(node, source: Collection, ids: list, using: str) -> list:
+    """The stored vectors (as JSON) of points of any collection, sharded or not:
+    Qdrant's 404 for a missing point, its 400 for one without that vector."""
+    if shards.is_sharded(source):
+        count = shards.shard_count(source.config)
+        by_shard = sorted({shards.shard_of(pid, count) for pid in ids})
+        answers = await read(node, source, "vectors", {"ids": ids, "using": using, "_shards": by_shard})
+        found = {k: v for answer in answers for k, v in answer.items()}
+    else:
+        found = _stored_vectors(node, source, {"ids": ids, "using": using})
+    out = []
+    for pid in ids:
+        got = found.get(encode_id(pid).hex())
+        if got is None:
+            raise NotFound(f"Not found: No point with id {pid} found")
+        if "error" in got:
+            raise QdrantError.from_dict(got["error"])
+        out.append(got["vector"])
+    return out
 
 
 def _vector_from_json(value):
