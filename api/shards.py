@@ -126,7 +126,8 @@ async def _wait_at(node, name: str, url: str, topic: str, shard: int, offset: in
     if name == node.shards.name:
         return await wait_local(node, topic, shard, offset, control, _left(deadline))
     body = {"topic": topic, "shard": shard, "offset": offset, "control": control, "timeout": _left(deadline)}
-    answer = await _call(node, url, "wait", body)
+    left = _left(deadline)
+    answer = await _call(node, url, "wait", body, None if left is None else left + 5.0)
     return (answer.get("failure") or {}) if answer.get("done") else None
 
 
@@ -149,14 +150,17 @@ def _left(deadline) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-async def _call(node, url: str, what: str, body: dict):
+async def _call(node, url: str, what: str, body: dict, timeout: float | None):
+    """POST to another node's internal route; ``timeout`` bounds the wait for its answer
+    (a node that hangs is treated as one that is gone: ``Moved``)."""
     headers = {"content-type": "application/json"}
     key = node.settings.api_key
     if key is not None:
         headers["api-key"] = key.get_secret_value()
     try:
-        response = await _client().post(f"{url}{INTERNAL}/{what}", content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                                        headers=headers)
+        response = await _client().post(f"{url}{INTERNAL}/{what}",
+                                        content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                                        headers=headers, timeout=httpx.Timeout(10.0, read=timeout))
     except httpx.HTTPError as exc:
         log.info("node %s did not answer (%s); waiting for the shards to move", url, type(exc).__name__)
         raise Moved() from None
@@ -209,7 +213,7 @@ async def read(node, col: Collection, kind: str, body: dict, timeout: float | No
             if holders:
                 mine = [h for h in holders if h[0] == worker.name]
                 by_node.setdefault((mine or holders)[0], []).append(shard)
-        results = await asyncio.gather(*(_read_at(node, name, url, col, topic, kind, body, group)
+        results = await asyncio.gather(*(_read_at(node, name, url, col, topic, kind, body, group, deadline)
                                          for (name, url), group in by_node.items()), return_exceptions=True)
         for (name, _url), got in zip(by_node, results):
             if isinstance(got, Moved):
@@ -231,21 +235,24 @@ async def read(node, col: Collection, kind: str, body: dict, timeout: float | No
         failed.clear()  # a new plan, or half a second later: every holder may be asked again
 
 
-async def _read_at(node, name: str, url: str, col: Collection, topic: str, kind: str, body: dict, group: list):
+async def _read_at(node, name: str, url: str, col: Collection, topic: str, kind: str, body: dict, group: list,
+                   deadline: float):
     if name == node.shards.name:
-        return await read_local(node, topic, kind, body, group)
+        return await read_local(node, topic, kind, body, group, max(0.0, deadline - time.monotonic()))
     payload = {"collection": col.name, "topic": topic, "kind": kind, "body": body, "shards": group}
-    answer = await _call(node, url, "read", payload)
+    answer = await _call(node, url, "read", payload, max(1.0, deadline - time.monotonic()))
     return {int(s): v for s, v in answer.items()}
 
 
-async def read_local(node, topic: str, kind: str, body: dict, group: list) -> dict:
+async def read_local(node, topic: str, kind: str, body: dict, group: list, timeout: float = READ_DEADLINE) -> dict:
     worker = node.shards
     out = {}
+    deadline = time.monotonic() + timeout
     for shard in group:
         if not worker.holds(topic, shard):
             raise Moved()
-        await worker.caught_up(topic, shard)
+        if not await worker.caught_up(topic, shard, max(0.0, deadline - time.monotonic())):
+            raise Unavailable(f"Service unavailable: shard {shard} is still being rebuilt here")
         if not worker.holds(topic, shard):
             raise Moved()
     which = shards.topic_incarnation(node.settings.topic, topic)

@@ -174,10 +174,11 @@ class ShardWorker:
     def holds(self, topic: str, shard: int) -> bool:
         return TopicPartition(topic, shard) in self.held
 
-    async def caught_up(self, topic: str, shard: int) -> None:
+    async def caught_up(self, topic: str, shard: int, timeout: float | None = None) -> bool:
+        """Whether a shard held here has applied what it must before it answers reads
+        (within ``timeout``)."""
         target = self._caught_up_at.get(TopicPartition(topic, shard), -1)
-        if target >= 0:
-            await self.progress(topic).wait(shard, target, None)
+        return target < 0 or await self.progress(topic).wait(shard, target, timeout)
 
     def progress(self, topic: str) -> Progress:
         if topic not in self._progress:
