@@ -178,7 +178,7 @@ class Applier:
         return True
 
     def _keep(self, which: str, rec: Record, result: Applied) -> None:
-        self.state.put_control(which, rec.offset, rec.key, rec.value, list(rec.headers))
+        self.state.put_control(which, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers))
         result.controls.append((which, rec.partition, rec.offset))
 
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:

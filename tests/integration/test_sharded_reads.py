@@ -173,3 +173,40 @@ def test_reads_not_merged_yet_are_refused_by_name(nodes, body, named):
     assert r.status_code == 400 and named in r.json()["status"]["error"], r.text
     r = httpx.post(a.url + "/collections/sh/points/search/matrix/pairs", json={"sample": 5, "using": "d"})
     assert r.status_code == 400 and "sharded" in r.json()["status"]["error"], r.text
+
+
+def test_a_producer_writing_to_the_wal_reaches_every_shard(nodes):
+    """Records a producer writes to the WAL itself carry no barrier: the shards' holders
+    fence them a moment later, and they apply in WAL order."""
+    import asyncio
+    import time
+
+    import orjson
+    from aiokafka import AIOKafkaProducer
+    a, b, single = nodes
+    body = {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 3}
+    assert httpx.put(a.url + "/collections/ext", json=body).status_code == 200
+
+    async def produce():
+        producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap)
+        await producer.start()
+        try:
+            for value in ({"op": "upsert", "points": [{"id": i, "vector": [1.0, float(i)]} for i in range(30)]},
+                          {"op": "set_payload", "payload": {"x": 1}, "filter": {"must": [{"has_id": [1, 2, 3, 4]}]}},
+                          {"op": "delete", "points": [4]}):
+                await producer.send_and_wait(a.topic, key=b"ext", value=orjson.dumps(value))
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    marked = {"filter": {"must": [{"key": "x", "match": {"value": 1}}]}}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (_ask(b, "/collections/ext/points/count", {}) == {"count": 29}
+                and _ask(b, "/collections/ext/points/count", marked) == {"count": 3}):
+            break
+        time.sleep(0.2)
+    assert _ask(b, "/collections/ext/points/count", {}) == {"count": 29}
+    assert _ask(a, "/collections/ext/points/count", marked) == {"count": 3}
+    assert _ask(single, "/collections/ext/points/scroll", {"limit": 40}) == _ask(a, "/collections/ext/points/scroll",
+                                                                              {"limit": 40})
