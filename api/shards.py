@@ -30,7 +30,7 @@ from storage.errors import BadRequest, NotFound, QdrantError, Unavailable
 from storage.filters import merge_filters
 from storage.ids import encode_id, parse_id
 from storage.vectors import groups as groups_query
-from storage.vectors import query
+from storage.vectors import mmr, query
 from storage.vectors.sparse import SparseVector
 from storage.vectors.search import SearchRequest
 from storage.vectors.annoy_index import index_status
@@ -175,7 +175,7 @@ async def _call(node, url: str, what: str, body: dict, timeout: float | None):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("mmr", "mmr"), ("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"))
+_NOT_SHARDED_YET = (("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"))
 
 
 def check_search(req: SearchRequest) -> None:
@@ -183,9 +183,11 @@ def check_search(req: SearchRequest) -> None:
     for attr, what in _NOT_SHARDED_YET:
         if getattr(req, attr):
             raise refused(what)
+    if req.mmr is not None and (req.prefetch or req.examples is not None):
+        raise refused("mmr with prefetch")
     for inner in req.prefetch or ():
         check_search(inner)
-        if inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
+        if inner.mmr is not None or inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
             raise refused("a prefetch by point id or examples")
 
 
@@ -464,6 +466,9 @@ async def search(node, col: Collection, form: str, items: list, reqs: list) -> l
 
 
 async def _nearest(node, col: Collection, form: str, items: list, reqs: list) -> list:
+    if any(req.mmr is not None for req in reqs):
+        return [await _mmr(node, col, form, item, req) if req.mmr is not None
+                else (await _nearest(node, col, form, [item], [req]))[0] for item, req in zip(items, reqs)]
     asked = [{**item, "limit": req.offset + req.limit, "offset": 0} for item, req in zip(items, reqs)]
     orders = []
     for item, req in zip(asked, reqs):
@@ -475,6 +480,22 @@ async def _nearest(node, col: Collection, form: str, items: list, reqs: list) ->
         found.sort(key=orders[i])
         out.append(found[req.offset:req.offset + req.limit])
     return out
+
+
+async def _mmr(node, col: Collection, form: str, item: dict, req: SearchRequest) -> list:
+    """MMR over the merged nearest candidates, with their stored vectors from the
+    shards, as one node re-ranks its own candidates."""
+    nearest = item["query"]["nearest"]
+    query_vector = req.vector
+    if req.point_id is not None:
+        query_vector = _vector_from_json((await _vectors_of(node, col, [req.point_id], req.using))[0])
+    limit = req.mmr.candidates_limit if req.mmr.candidates_limit is not None else req.limit
+    plain = replace(req, mmr=None, offset=0, limit=limit)
+    candidates, = await _nearest(node, col, form, [{**item, "query": nearest, "limit": limit, "offset": 0}], [plain])
+    if not candidates:
+        return []
+    vectors = [_vector_from_json(v) for v in await _vectors_of(node, col, [c["id"] for c in candidates], req.using)]
+    return mmr.rerank(col.store(req.using), query_vector, candidates, vectors, req)
 
 
 def _prefetch_items(body: dict) -> list:

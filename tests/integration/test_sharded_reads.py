@@ -112,6 +112,12 @@ READS = [
     ("/collections/sh/points/query", {"query": {"discover": {"target": 8, "context": [{"positive": 9, "negative": 13}]}},
                                       "using": "d", "limit": 6}),
     ("/collections/sh/points/query", {"query": 21, "using": "d", "limit": 5}),
+    ("/collections/sh/points/query", {"query": {"nearest": NEAR, "mmr": {"diversity": 0.6, "candidates_limit": 40}},
+                                      "using": "d", "limit": 6, "offset": 1}),
+    ("/collections/sh/points/query", {"query": {"nearest": [0.3, 0.2, 0.6], "mmr": {"diversity": 0.3}}, "using": "e",
+                                      "limit": 5, "with_payload": True}),
+    ("/collections/sh/points/query", {"query": {"nearest": 33, "mmr": {"diversity": 0.5, "candidates_limit": 20}},
+                                      "using": "d", "limit": 4}),
     ("/collections/sh/points/query", {"query": 4, "using": "d", "limit": 5, "lookup_from": {"collection": "plain"}}),
     ("/collections/sh/points/query/groups", {"query": NEAR, "using": "d", "group_by": "g", "limit": 5,
                                              "group_size": 3}),
@@ -163,7 +169,6 @@ def test_grpc_reads_merge_too(nodes):
 
 
 @pytest.mark.parametrize("body,named", [
-    ({"query": {"nearest": NEAR, "mmr": {"diversity": 0.5}}, "using": "d"}, "mmr"),
     ({"query": {"sample": "random"}}, "sample"),
     ({"query": {"formula": {"sum": ["$score", 1]}}, "prefetch": {"query": NEAR, "using": "d"}}, "formula"),
 ])
