@@ -16,6 +16,7 @@ not wrong.
 """
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import replace
 
@@ -175,7 +176,7 @@ async def _call(node, url: str, what: str, body: dict, timeout: float | None):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("sample", "sample"), ("formula", "formula"), ("order_by", "order_by in a query"))
+_NOT_SHARDED_YET = (("formula", "formula"),)
 
 
 def check_search(req: SearchRequest) -> None:
@@ -185,9 +186,11 @@ def check_search(req: SearchRequest) -> None:
             raise refused(what)
     if req.mmr is not None and (req.prefetch or req.examples is not None):
         raise refused("mmr with prefetch")
+    if (req.sample or req.order_by is not None) and req.prefetch:
+        raise refused("sample or order_by with prefetch")
     for inner in req.prefetch or ():
         check_search(inner)
-        if inner.mmr is not None or inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
+        if inner.mmr is not None or inner.sample or inner.order_by is not None or inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
             raise refused("a prefetch by point id or examples")
 
 
@@ -308,6 +311,13 @@ def _resolve_examples(req: SearchRequest, item: dict) -> None:
             req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
 
 
+def _sample_local(node, col: Collection, body: dict) -> list:
+    shard = col.name.rsplit("/", 1)[1]
+    req = SearchRequest.from_query({**body["query"], "limit": body["shares"][shard]})
+    req.seed = body["seeds"][shard]
+    return query.run(col, req, node.settings.index)
+
+
 def _search_local(node, col: Collection, body: dict):
     parse = FORMS[body["form"]]
     out = []
@@ -330,8 +340,9 @@ _LOCAL = {
     "info": lambda node, col, body: {"points": len(col), "indexed": _indexed(col)},
     "vectors": _stored_vectors,
     "groups": _groups_local,
+    "sample": _sample_local,
 }
-_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "count": 0, "facet": [], "search": None, "vectors": {},
+_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "sample": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -466,8 +477,9 @@ async def search(node, col: Collection, form: str, items: list, reqs: list) -> l
 
 
 async def _nearest(node, col: Collection, form: str, items: list, reqs: list) -> list:
-    if any(req.mmr is not None for req in reqs):
+    if any(req.mmr is not None or req.sample for req in reqs):
         return [await _mmr(node, col, form, item, req) if req.mmr is not None
+                else await _sample(node, col, item, req) if req.sample
                 else (await _nearest(node, col, form, [item], [req]))[0] for item, req in zip(items, reqs)]
     asked = [{**item, "limit": req.offset + req.limit, "offset": 0} for item, req in zip(items, reqs)]
     orders = []
@@ -480,6 +492,25 @@ async def _nearest(node, col: Collection, form: str, items: list, reqs: list) ->
         found.sort(key=orders[i])
         out.append(found[req.offset:req.offset + req.limit])
     return out
+
+
+async def _sample(node, col: Collection, item: dict, req: SearchRequest) -> list:
+    """``sample: random`` over every shard, uniform as on one node: how many of the
+    ``limit`` points each shard gives is a multivariate hypergeometric draw over the
+    shards' matching counts, each shard draws its share at random, and the union is
+    shuffled."""
+    rng = np.random.default_rng(secrets.randbits(64))
+    counts = await read(node, col, "count", {"filter": item.get("filter")})
+    want = min(req.limit, sum(counts))
+    if want == 0:
+        return []
+    shares = rng.multivariate_hypergeometric(counts, want).tolist()
+    wanted = [s for s, k in enumerate(shares) if k > 0]
+    answers = await read(node, col, "sample", {"query": item, "shares": {str(s): shares[s] for s in wanted},
+                                               "seeds": {str(s): secrets.randbits(63) for s in wanted},
+                                               "_shards": wanted})
+    found = [r for answer in answers for r in answer]
+    return [found[i] for i in rng.permutation(len(found)).tolist()]
 
 
 async def _mmr(node, col: Collection, form: str, item: dict, req: SearchRequest) -> list:
@@ -624,6 +655,10 @@ def _score_order(col: Collection, req: SearchRequest, by_distance: bool = True):
     """Best first, as one shard ranks: larger scores first, except for distances where
     a smaller one is closer (Euclid, Manhattan) in a query by one vector; ties by id,
     as a scan meets them. Example-scored queries rank similarities: larger is better."""
+    if req.order_by is not None:
+        # order_by in a query: a scroll by value, equal values in id order.
+        _key, descending, _start = reads.parse_order_by(req.order_by)
+        return lambda r: ((-r["order_value"] if descending else r["order_value"]), encode_id(parse_id(r["id"])))
     params = col.config.vectors.get(req.using)
     ascending = by_distance and params is not None and params.distance in ("Euclid", "Manhattan")
     sign = 1 if ascending else -1

@@ -119,6 +119,8 @@ READS = [
     ("/collections/sh/points/query", {"query": {"nearest": 33, "mmr": {"diversity": 0.5, "candidates_limit": 20}},
                                       "using": "d", "limit": 4}),
     ("/collections/sh/points/query", {"query": 4, "using": "d", "limit": 5, "lookup_from": {"collection": "plain"}}),
+    ("/collections/sh/points/query", {"query": {"order_by": {"key": "price", "direction": "desc"}}, "limit": 7,
+                                      "offset": 2, "filter": CHEAP}),
     ("/collections/sh/points/query/groups", {"query": NEAR, "using": "d", "group_by": "g", "limit": 5,
                                              "group_size": 3}),
     ("/collections/sh/points/query/batch", {"searches": [{"query": NEAR, "using": "d", "limit": 3},
@@ -168,8 +170,23 @@ def test_grpc_reads_merge_too(nodes):
     assert pages[0] == pages[1]
 
 
+def test_a_random_sample_draws_from_every_shard(nodes):
+    a, _b, single = nodes
+    _settled(a, single)
+    matching = _ask(single, "/collections/sh/points/count", {"filter": CHEAP})["count"]
+    seen = set()
+    for _ in range(20):
+        got = _ask(a, "/collections/sh/points/query", {"query": {"sample": "random"}, "limit": 10, "filter": CHEAP,
+                                                        "with_payload": True})["points"]
+        assert len(got) == 10 and len({p["id"] for p in got}) == 10
+        assert all(p["payload"]["cheap"] is True for p in got)
+        seen |= {p["id"] for p in got}
+    assert len(seen) > min(matching, 60)  # 200 draws of a ~110-point set: far more than one shard's share
+    everything = _ask(a, "/collections/sh/points/query", {"query": {"sample": "random"}, "limit": 10_000})["points"]
+    assert len(everything) == _ask(single, "/collections/sh/points/count", {})["count"]
+
+
 @pytest.mark.parametrize("body,named", [
-    ({"query": {"sample": "random"}}, "sample"),
     ({"query": {"formula": {"sum": ["$score", 1]}}, "prefetch": {"query": NEAR, "using": "d"}}, "formula"),
 ])
 def test_reads_not_merged_yet_are_refused_by_name(nodes, body, named):
