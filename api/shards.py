@@ -176,22 +176,18 @@ async def _call(node, url: str, what: str, body: dict, timeout: float | None):
 
 # ---- reads ----------------------------------------------------------------------------
 
-_NOT_SHARDED_YET = (("formula", "formula"),)
-
-
 def check_search(req: SearchRequest) -> None:
     """A search-like request the merge here answers exactly, or a 400 naming what it is not."""
-    for attr, what in _NOT_SHARDED_YET:
-        if getattr(req, attr):
-            raise refused(what)
     if req.mmr is not None and (req.prefetch or req.examples is not None):
         raise refused("mmr with prefetch")
     if (req.sample or req.order_by is not None) and req.prefetch:
         raise refused("sample or order_by with prefetch")
     for inner in req.prefetch or ():
         check_search(inner)
-        if inner.mmr is not None or inner.sample or inner.order_by is not None or inner.point_id is not None or inner.examples is not None or inner.lookup_from is not None:
-            raise refused("a prefetch by point id or examples")
+        for attr, what in (("mmr", "mmr"), ("sample", "sample"), ("order_by", "order_by"), ("point_id", "a point id"),
+                           ("examples", "examples"), ("lookup_from", "lookup_from")):
+            if getattr(inner, attr) not in (None, False):
+                raise refused(f"a prefetch with {what}")
 
 
 def refused(what: str) -> BadRequest:
@@ -341,8 +337,9 @@ _LOCAL = {
     "vectors": _stored_vectors,
     "groups": _groups_local,
     "sample": _sample_local,
+    "formula": lambda node, col, body: _formula_local(node, col, body),
 }
-_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "sample": [], "count": 0, "facet": [], "search": None, "vectors": {},
+_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "sample": [], "formula": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -555,6 +552,8 @@ async def _composed(node, col: Collection, body: dict, req: SearchRequest) -> li
 
 
 async def _merge(node, col: Collection, body: dict, req: SearchRequest, sources: list, shaped: bool) -> list:
+    if req.formula is not None:
+        return await _shaped(node, col, body, await _formula(node, col, body, req, sources), shaped)
     if req.fusion is None:
         # Rescoring: this level's own query over the union of the candidates.
         ids = list(dict.fromkeys(hit["id"] for source in sources for hit in source))
@@ -571,7 +570,38 @@ async def _merge(node, col: Collection, body: dict, req: SearchRequest, sources:
         else query.dbsf(sources, want)
     if req.score_threshold is not None:
         fused = [(pid, score) for pid, score in fused if score >= req.score_threshold]
-    fused = fused[req.offset:]
+    return await _shaped(node, col, body, fused[req.offset:], shaped)
+
+
+async def _formula(node, col: Collection, body: dict, req: SearchRequest, sources: list) -> list:
+    """A formula's score of a candidate depends on the point and its prefetch scores
+    only: each shard scores the candidates it holds, and they are ranked here as one
+    node ranks them (best first, ties in the prefetches' order)."""
+    ids = list(dict.fromkeys(hit["id"] for source in sources for hit in source))
+    if not ids:
+        return []
+    count = shards.shard_count(col.config)
+    by_shard = sorted({shards.shard_of(parse_id(pid), count) for pid in ids})
+    item = {k: v for k, v in body.items() if k not in ("_examples", "_exclude")}
+    answers = await read(node, col, "formula", {"query": item, "sources": sources, "_shards": by_shard})
+    scored = {encode_id(parse_id(pid)): score for answer in answers for pid, score in answer}
+    ranked = [(pid, scored[encode_id(parse_id(pid))]) for pid in ids if encode_id(parse_id(pid)) in scored]
+    ranked.sort(key=lambda item: item[1], reverse=True)
+    ranked = ranked[:req.offset + req.limit]
+    if req.score_threshold is not None:
+        ranked = [(pid, score) for pid, score in ranked if score >= req.score_threshold]
+    return ranked[req.offset:]
+
+
+def _formula_local(node, col: Collection, body: dict) -> list:
+    req = SearchRequest.from_query(body["query"])
+    held = [[hit for hit in source if encode_id(parse_id(hit["id"])) in col.points] for source in body["sources"]]
+    return req.formula.rescore(col, held, 2**31)
+
+
+async def _shaped(node, col: Collection, body: dict, fused: list, shaped: bool) -> list:
+    """Ranked (id, score) as scored points: with the body's payload and vectors and
+    their versions (fetched from their shards), or as bare candidates."""
     if not shaped:
         return [{"id": pid, "score": score} for pid, score in fused]
     shape = {"with_payload": body.get("with_payload", False), "with_vector": body.get("with_vector", False)}

@@ -121,6 +121,13 @@ READS = [
     ("/collections/sh/points/query", {"query": 4, "using": "d", "limit": 5, "lookup_from": {"collection": "plain"}}),
     ("/collections/sh/points/query", {"query": {"order_by": {"key": "price", "direction": "desc"}}, "limit": 7,
                                       "offset": 2, "filter": CHEAP}),
+    ("/collections/sh/points/query", {"prefetch": [{"query": NEAR, "using": "d", "limit": 25},
+                                                   {"query": [0.4, 0.4, 0.1], "using": "e", "limit": 25}],
+                                      "query": {"formula": {"sum": ["$score[0]", {"mult": [0.5, "$score[1]"]},
+                                                                    {"mult": [0.01, "price"]},
+                                                                    {"key": "tag", "match": {"value": "a"}}]},
+                                                "defaults": {"price": 0}},
+                                      "limit": 6, "with_payload": True}),
     ("/collections/sh/points/query/groups", {"query": NEAR, "using": "d", "group_by": "g", "limit": 5,
                                              "group_size": 3}),
     ("/collections/sh/points/query/batch", {"searches": [{"query": NEAR, "using": "d", "limit": 3},
@@ -186,15 +193,15 @@ def test_a_random_sample_draws_from_every_shard(nodes):
     assert len(everything) == _ask(single, "/collections/sh/points/count", {})["count"]
 
 
-@pytest.mark.parametrize("body,named", [
-    ({"query": {"formula": {"sum": ["$score", 1]}}, "prefetch": {"query": NEAR, "using": "d"}}, "formula"),
-])
-def test_reads_not_merged_yet_are_refused_by_name(nodes, body, named):
+def test_reads_not_merged_yet_are_refused_by_name(nodes):
     a, _b, _single = nodes
-    r = httpx.post(a.url + "/collections/sh/points/query", json=body)
-    assert r.status_code == 400 and named in r.json()["status"]["error"], r.text
     r = httpx.post(a.url + "/collections/sh/points/search/matrix/pairs", json={"sample": 5, "using": "d"})
     assert r.status_code == 400 and "sharded" in r.json()["status"]["error"], r.text
+    r = httpx.post(a.url + "/collections/sh/snapshots")
+    assert r.status_code == 400 and "sharded" in r.json()["status"]["error"], r.text
+    body = {"prefetch": {"query": {"nearest": NEAR, "mmr": {"diversity": 0.5}}, "using": "d"}, "query": {"fusion": "rrf"}}
+    r = httpx.post(a.url + "/collections/sh/points/query", json=body)
+    assert r.status_code == 400 and "mmr" in r.json()["status"]["error"], r.text
 
 
 def test_a_producer_writing_to_the_wal_reaches_every_shard(nodes):
