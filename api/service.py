@@ -193,10 +193,12 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
-def matrix(node: Node, name: str, body: dict) -> tuple:
+async def matrix(node: Node, name: str, body: dict) -> tuple:
     """The distance matrix of a random sample (storage/vectors/matrix.py): (ids, rows)."""
     request = distance_matrix.parse(body)
-    col = collection(node, name)
+    col = collection(node, name, sharded=True)
+    if shards.is_sharded(col):
+        return await sharded_api.matrix(node, col, request)
     return distance_matrix.matrix(col, request, secrets.randbits(64), node.settings.index)
 
 

@@ -307,6 +307,29 @@ def _resolve_examples(req: SearchRequest, item: dict) -> None:
             req.filter = merge_filters(req.filter, {"must_not": [{"has_id": mentioned}]})
 
 
+def _matrix_candidates(col: Collection, body: dict) -> list:
+    store = col.store(body["using"])
+    if store is None:
+        raise BadRequest(f"Wrong input: Not existing vector name error: {body['using']}")
+    return [key for key in reads.scroll_keys(col, col.compile_filter(body.get("filter")), None, len(col))
+            if key in store]
+
+
+def _matrix_sample_local(node, col: Collection, body: dict) -> list:
+    """This shard's share of a matrix's sample: ids and stored vectors."""
+    shard = col.name.rsplit("/", 1)[1]
+    keys = _matrix_candidates(col, body)
+    share = body["shares"][shard]
+    picks = np.random.default_rng(body["seeds"][shard]).choice(len(keys), share, replace=False) \
+        if share < len(keys) else range(len(keys))
+    store = col.store(body["using"])
+    out = []
+    for i in sorted(int(p) for p in picks):
+        vec = store.get(keys[i])
+        out.append([col.points[keys[i]].id, vec.to_json() if isinstance(vec, SparseVector) else vec.tolist()])
+    return out
+
+
 def _sample_local(node, col: Collection, body: dict) -> list:
     shard = col.name.rsplit("/", 1)[1]
     req = SearchRequest.from_query({**body["query"], "limit": body["shares"][shard]})
@@ -337,9 +360,12 @@ _LOCAL = {
     "vectors": _stored_vectors,
     "groups": _groups_local,
     "sample": _sample_local,
+    "matrix_count": lambda node, col, body: len(_matrix_candidates(col, body)),
+    "matrix_sample": _matrix_sample_local,
     "formula": lambda node, col, body: _formula_local(node, col, body),
 }
-_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "sample": [], "formula": [], "count": 0, "facet": [], "search": None, "vectors": {},
+_EMPTY = {"retrieve": [], "scroll": [], "scroll_by_value": [], "groups": [], "sample": [], "formula": [],
+          "matrix_count": 0, "matrix_sample": [], "count": 0, "facet": [], "search": None, "vectors": {},
           "info": {"points": 0, "indexed": 0}}
 
 
@@ -489,6 +515,34 @@ async def _nearest(node, col: Collection, form: str, items: list, reqs: list) ->
         found.sort(key=orders[i])
         out.append(found[req.offset:req.offset + req.limit])
     return out
+
+
+async def matrix(node, col: Collection, request) -> tuple:
+    """The distance matrix: a uniform sample of the points holding the vector (split
+    over the shards as ``sample`` is), then each sampled point's nearest among the
+    others, one merged search each, as one node computes them. (ids in id order, rows)."""
+    req = request.search
+    body = {"filter": req.filter, "using": req.using}
+    counts = await read(node, col, "matrix_count", dict(body))
+    want = min(request.sample, sum(counts))
+    if want < 2:
+        return [], []
+    rng = np.random.default_rng(secrets.randbits(64))
+    shares = rng.multivariate_hypergeometric(counts, want).tolist()
+    wanted = [s for s, k in enumerate(shares) if k > 0]
+    answers = await read(node, col, "matrix_sample", {**body, "shares": {str(s): shares[s] for s in wanted},
+                                                      "seeds": {str(s): secrets.randbits(63) for s in wanted},
+                                                      "_shards": wanted})
+    sampled = sorted((row for answer in answers for row in answer), key=lambda row: encode_id(parse_id(row[0])))
+    ids = [row[0] for row in sampled]
+    items, reqs = [], []
+    for i, (_pid, vector) in enumerate(sampled):
+        flt = merge_filters(req.filter, {"must": [{"has_id": ids[:i] + ids[i + 1:]}]})
+        item = {"query": vector, "using": req.using, "filter": flt, "limit": req.limit, "params": {"exact": True}}
+        items.append(item)
+        reqs.append(SearchRequest.from_query(item))
+    rows = await _nearest(node, col, "query", items, reqs)
+    return ids, [[(hit["id"], hit["score"]) for hit in row] for row in rows]
 
 
 async def _sample(node, col: Collection, item: dict, req: SearchRequest) -> list:

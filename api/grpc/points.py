@@ -231,13 +231,13 @@ class Points(points_service_pb2_grpc.PointsServicer):
     @rpc
     async def SearchMatrixPairs(self, request, context):
         started = time.perf_counter()
-        found = distance_matrix.pairs(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        found = distance_matrix.pairs(*await service.matrix(self.node, request.collection_name, convert.matrix(request)))
         return pb.SearchMatrixPairsResponse(result=convert.matrix_pairs(found), time=convert.elapsed(started))
 
     @rpc
     async def SearchMatrixOffsets(self, request, context):
         started = time.perf_counter()
-        found = distance_matrix.offsets(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        found = distance_matrix.offsets(*await service.matrix(self.node, request.collection_name, convert.matrix(request)))
         return pb.SearchMatrixOffsetsResponse(result=convert.matrix_offsets(found), time=convert.elapsed(started))
 
 

@@ -371,7 +371,7 @@ async def discover_batch(request: Request, node: Node):
 async def _matrix(request: Request, node: Node) -> tuple:
     body = await _read_body(request, required=False)
     fields.only(body, "matrix")
-    return service.matrix(node, request.path_params["collection"], body)
+    return await service.matrix(node, request.path_params["collection"], body)
 
 
 @handler

@@ -193,10 +193,20 @@ def test_a_random_sample_draws_from_every_shard(nodes):
     assert len(everything) == _ask(single, "/collections/sh/points/count", {})["count"]
 
 
+def test_a_distance_matrix_of_every_matching_point_equals_one_node(nodes):
+    a, _b, single = nodes
+    _settled(a, single)
+    few = {"must": [{"key": "tag", "match": {"value": "a"}}, {"key": "price", "range": {"lt": 20}}]}
+    for path in ("pairs", "offsets"):
+        body = {"sample": 1000, "limit": 3, "using": "d", "filter": few}
+        want = _ask(single, f"/collections/sh/points/search/matrix/{path}", body)
+        assert _ask(a, f"/collections/sh/points/search/matrix/{path}", body) == want
+    got = _ask(a, "/collections/sh/points/search/matrix/offsets", {"sample": 6, "limit": 2, "using": "e"})
+    assert len(got["ids"]) == 6 and len(got["scores"]) == 12
+
+
 def test_reads_not_merged_yet_are_refused_by_name(nodes):
     a, _b, _single = nodes
-    r = httpx.post(a.url + "/collections/sh/points/search/matrix/pairs", json={"sample": 5, "using": "d"})
-    assert r.status_code == 400 and "sharded" in r.json()["status"]["error"], r.text
     r = httpx.post(a.url + "/collections/sh/snapshots")
     assert r.status_code == 400 and "sharded" in r.json()["status"]["error"], r.text
     body = {"prefetch": {"query": {"nearest": NEAR, "mmr": {"diversity": 0.5}}, "using": "d"}, "query": {"fusion": "rrf"}}
