@@ -294,6 +294,8 @@ class ShardWorker:
                    for m in messages]
         await self._wal_caught_up(records)
         while True:
+            if tp not in self.held:
+                return  # given up while this waited: its records are the new holder's
             try:
                 result = applier.apply_and_commit(records)
                 break
