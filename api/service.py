@@ -15,7 +15,7 @@ from storage import reads, shards, strict_mode
 from storage.apply import collection_not_found
 from storage.collection import Collection
 from storage.errors import BadRequest, Conflict, NotFound, Unprocessable
-from storage.ids import parse_id
+from storage.ids import encode_id, parse_id
 from storage.paths import compile_getter, parse_path
 from storage.vectors import groups, query
 from storage.vectors import matrix as distance_matrix
@@ -193,30 +193,34 @@ def search(node: Node, col: Collection, req: SearchRequest) -> list:
     return query.run(col, req, node.settings.index)
 
 
-def matrix(node: Node, name: str, body: dict) -> tuple:
+async def matrix(node: Node, name: str, body: dict) -> tuple:
     """The distance matrix of a random sample (storage/vectors/matrix.py): (ids, rows)."""
     request = distance_matrix.parse(body)
-    col = collection(node, name)
+    col = collection(node, name, sharded=True)
+    if shards.is_sharded(col):
+        return await sharded_api.matrix(node, col, request)
     return distance_matrix.matrix(col, request, secrets.randbits(64), node.settings.index)
 
 
-def query_groups(node: Node, name: str, body: dict, timeout: float | None = None) -> dict:
+async def query_groups(node: Node, name: str, body: dict, timeout: float | None = None) -> dict:
     """A grouped query (a query body plus ``group_by``, ``group_size``, ``with_lookup``);
     ``with_lookup`` adds each group's point (id = the group id) from another collection."""
     body = dict(body)
     grouping = {k: body.pop(k) for k in ("group_by", "group_size", "with_lookup") if k in body}
     req = SearchRequest.from_query(body)
-    col = collection(node, name)
+    col = collection(node, name, sharded=True)
     check_read(col, "groups", {**body, **grouping}, timeout)
-    body = {**grouping, "limit": body.get("limit")}
-    group_by = body.get("group_by")
+    group_by = grouping.get("group_by")
     if not isinstance(group_by, str):
         raise BadRequest("Format error in JSON body: missing field `group_by`")
-    group_size = reads.positive(body.get("group_size"), "group_size", 3)
+    group_size = reads.positive(grouping.get("group_size"), "group_size", 3)
     limit = reads.positive(body.get("limit"), "limit", 10)
-    _resolve_lookups(node, col, req)
-    found = groups.query_groups(col, req, group_by, group_size, limit, node.settings.index)
-    lookup = body.get("with_lookup")
+    if shards.is_sharded(col):
+        found = await sharded_api.groups(node, col, body, req, group_by, group_size, limit)
+    else:
+        _resolve_lookups(node, col, req)
+        found = groups.query_groups(col, req, group_by, group_size, limit, node.settings.index)
+    lookup = grouping.get("with_lookup")
     if lookup is not None:
         if isinstance(lookup, str):
             lookup = {"collection": lookup}
@@ -224,11 +228,13 @@ def query_groups(node: Node, name: str, body: dict, timeout: float | None = None
             raise BadRequest("Format error in JSON body: with_lookup must be a collection name or {collection, "
                              "with_payload, with_vectors}")
         readable(lookup["collection"])
-        source = collection(node, lookup["collection"])
-        shape = reads.Shape(lookup.get("with_payload", True), lookup.get("with_vectors", False))
+        source = collection(node, lookup["collection"], sharded=True)
+        shape = {"with_payload": lookup.get("with_payload", True), "with_vector": lookup.get("with_vectors", False)}
+        ids = [group["id"] for group in found if _is_point_id(group["id"])]
+        got = {encode_id(parse_id(r["id"])): r for r in await retrieve(node, source, ids, shape)}
         for group in found:
-            got = reads.retrieve(source, [group["id"]], shape) if _is_point_id(group["id"]) else []
-            group["lookup"] = got[0] if got else None
+            key = encode_id(parse_id(group["id"])) if _is_point_id(group["id"]) else None
+            group["lookup"] = got.get(key)
     return {"groups": found}
 
 

@@ -162,9 +162,19 @@ class State:
         for key, value in self.meta.items(from_key=prefix + _u64(after + 1)):
             if not key.startswith(prefix) or int.from_bytes(key[len(prefix):], "big") > upto:
                 break
-            k, v, h = msgpack.unpackb(value)
+            k, v, h, _partition = msgpack.unpackb(value)
             out.append((int.from_bytes(key[len(prefix):], "big"), k, v, [tuple(x) for x in h]))
         return out
+
+    def last_control(self, incarnation: str) -> tuple | None:
+        """(WAL partition, offset) of the latest record kept for the collection's shards."""
+        prefix = _CONTROL + incarnation.encode() + b"/"
+        last = None
+        for key, value in self.meta.items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            last = (msgpack.unpackb(value)[3], int.from_bytes(key[len(prefix):], "big"))
+        return last
 
     def control_applied(self, incarnation: str, shard: int) -> int:
         """The last WAL offset whose control record the shard applied (-1: none)."""
@@ -234,9 +244,10 @@ class State:
         batch.delete_range(_u32(col.cid), _u32(col.cid + 1), self._points_h)
         del self.collections[col.name]
 
-    def put_control(self, incarnation: str, offset: int, key: bytes, value: bytes, headers: list) -> None:
+    def put_control(self, incarnation: str, partition: int, offset: int, key: bytes, value: bytes,
+                    headers: list) -> None:
         self._staging().put(_CONTROL + incarnation.encode() + b"/" + _u64(offset),
-                            msgpack.packb([key, value, [list(h) for h in headers]]), self.meta_handle)
+                            msgpack.packb([key, value, [list(h) for h in headers], partition]), self.meta_handle)
 
     def mark_control(self, incarnation: str, shard: int, offset: int) -> None:
         self._staging().put(_control_mark(incarnation, shard), _u64(offset), self.meta_handle)

@@ -109,8 +109,8 @@ class Applier:
         use it to stop before the commit, as a crash would); ``apply_and_commit`` is
         the way to apply. If ``gap`` is set, the caller reads the missing offsets from
         the broker, applies them with ``contiguous=False`` and hands ``rest`` back."""
-        txn = self.state.transaction(self.topic)
-        result = Applied(txn)
+        result = Applied(self._transaction())
+        txn = result.txn
         for i, rec in enumerate(records):
             applied = txn.applied_offset(rec.partition)
             if rec.offset <= applied:
@@ -125,6 +125,9 @@ class Applier:
             txn.set_offset(rec.partition, rec.offset)
             result.records += 1
         return result
+
+    def _transaction(self) -> Transaction:
+        return self.state.transaction(self.topic)
 
     def _apply_one(self, rec: Record, result: Applied) -> None:
         try:
@@ -175,7 +178,7 @@ class Applier:
         return True
 
     def _keep(self, which: str, rec: Record, result: Applied) -> None:
-        self.state.put_control(which, rec.offset, rec.key, rec.value, list(rec.headers))
+        self.state.put_control(which, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers))
         result.controls.append((which, rec.partition, rec.offset))
 
     def _dead(self, rec: Record, result: Applied, exc: QdrantError, failure_recorded: bool = False) -> None:

@@ -83,6 +83,21 @@ class ApplierCollector(Collector):
         yield end
         yield lag
 
+        worker = self.node.shards
+        if worker is not None and worker.held:
+            applied_shard = GaugeMetricFamily("pointlog_shard_applied_offset",
+                                              "Last offset applied of each shard held here (a partition of a "
+                                              "sharded collection's topic)", labels=["topic", "shard"])
+            shard_lag = GaugeMetricFamily("pointlog_shard_lag_records",
+                                          "Records of a shard held here not applied yet, as of the last fetch",
+                                          labels=["topic", "shard"])
+            for tp in sorted(worker.held):
+                labels = [tp.topic, str(tp.partition)]
+                applied_shard.add_metric(labels, self.node.state.applied_offset(tp.topic, tp.partition))
+                shard_lag.add_metric(labels, worker.lag_of(tp.topic, tp.partition))
+            yield applied_shard
+            yield shard_lag
+
         yield CounterMetricFamily("pointlog_dead_letters",
                                   "Log records this node could not decode and copied to the dead-letter topic",
                                   value=self.node.state.dead_letters)

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
 from storage import operations as ops
+from storage import shards
 from storage.collection import Collection
 from storage.state import State
 from streams.applier import Applier, Record
@@ -327,6 +328,10 @@ async def restore(kafka: Connection | str, topic: str, collection: str, new: str
             col = state.collections.get(collection)
             if col is None:
                 raise LookupError(f"collection `{collection}` did not exist at that point of the log")
+            if shards.is_sharded(col):
+                # Its points are in its shard topic, which this replay of the WAL does not read.
+                raise LookupError(f"collection `{collection}` is sharded (shard_number > 1): restoring it to an "
+                                  "offset is not supported yet")
             async with LogProducer(kafka, topic) as producer:
                 acks = await producer.send_many(restore_commands(col, new, chunk))
         finally:

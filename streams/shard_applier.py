@@ -21,7 +21,7 @@ from storage import operations as ops
 from storage import shards
 from storage.apply import apply
 from storage.errors import BadRequest, QdrantError
-from streams.applier import Applied, Applier, Gap, Record
+from streams.applier import Applied, Applier, Record
 from streams.codec import DecodeError, decode
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class ShardApplier(Applier):
         self.incarnation = incarnation
         self.scope = topic.encode()
         self.letter_topic = topic
+        self._catalog = None  # the sharded collection, looked up at each transaction
 
     def catalog(self):
         """The sharded collection in this node's catalog, or None once it is deleted.
@@ -53,23 +54,13 @@ class ShardApplier(Applier):
             return None
         raise NotYetKnown(self.incarnation)
 
-    def apply_records(self, records, contiguous: bool = True) -> Applied:
-        col = self.catalog()  # before the transaction: NotYetKnown leaves nothing open
-        txn = self.state.transaction(self.topic, self.scope)
-        result = Applied(txn)
-        for i, rec in enumerate(records):
-            applied = txn.applied_offset(rec.partition)
-            if rec.offset <= applied:
-                continue
-            if contiguous and rec.offset != applied + 1:
-                result.gap = Gap(rec.partition, applied + 1, rec.offset)
-                result.rest = list(records[i:])
-                break
-            if col is not None:
-                self._apply_shard_record(col, rec, result)
-            txn.set_offset(rec.partition, rec.offset)
-            result.records += 1
-        return result
+    def _transaction(self):
+        self._catalog = self.catalog()  # before the transaction: NotYetKnown leaves nothing open
+        return self.state.transaction(self.topic, self.scope)
+
+    def _apply_one(self, rec: Record, result: Applied) -> None:
+        if self._catalog is not None:  # None: the collection is deleted, its records are no-ops
+            self._apply_shard_record(self._catalog, rec, result)
 
     def _apply_shard_record(self, col, rec: Record, result: Applied) -> None:
         shard, count = rec.partition, shards.shard_count(col.config)

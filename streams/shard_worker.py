@@ -26,6 +26,7 @@ import json
 import os
 import logging
 import re
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
@@ -142,7 +143,9 @@ class ShardWorker:
         self._assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
-        self._pending_barriers: set = set()
+        self._fence_checked = 0.0
+        self._latest_kept: dict = {}  # incarnation -> (WAL partition, offset, when) of its latest kept record
+        self._fenced: dict = {}  # TopicPartition -> when _fence last wrote a barrier to it
         self._caught_up_at: dict = {}  # TopicPartition -> offset a shard taken over must reach before reads
 
     # ---- what the rest of the node asks ---------------------------------------
@@ -174,10 +177,11 @@ class ShardWorker:
     def holds(self, topic: str, shard: int) -> bool:
         return TopicPartition(topic, shard) in self.held
 
-    async def caught_up(self, topic: str, shard: int) -> None:
+    async def caught_up(self, topic: str, shard: int, timeout: float | None = None) -> bool:
+        """Whether a shard held here has applied what it must before it answers reads
+        (within ``timeout``)."""
         target = self._caught_up_at.get(TopicPartition(topic, shard), -1)
-        if target >= 0:
-            await self.progress(topic).wait(shard, target, None)
+        return target < 0 or await self.progress(topic).wait(shard, target, timeout)
 
     def progress(self, topic: str) -> Progress:
         if topic not in self._progress:
@@ -205,17 +209,10 @@ class ShardWorker:
 
     async def assigned(self, partitions: set) -> None:
         state = self.node.state
-        gone = self.held - partitions
-        if gone:
-            self._drop(gone)
         new = partitions - self.held
-        self.held = set(partitions)
-        for tp in sorted(partitions):
-            start = state.applied_offset(tp.topic, tp.partition) + 1
-            self._consumer.seek(tp, start)
         if new:
             # A shard taken over answers reads once it holds what its log held then:
-            # every write acknowledged before the takeover.
+            # every write acknowledged before the takeover. Known before it counts as held.
             try:
                 ends = await self._consumer.end_offsets(sorted(new))
             except Exception:
@@ -223,6 +220,12 @@ class ShardWorker:
                 ends = {}
             for tp, end in ends.items():
                 self._caught_up_at[tp] = end - 1
+        gone = self.held - partitions
+        if gone:
+            self._drop(gone)
+        self.held = set(partitions)
+        for tp in sorted(partitions):
+            self._consumer.seek(tp, state.applied_offset(tp.topic, tp.partition) + 1)
         self.generation += 1
         self._assigned.set()
         if partitions:
@@ -268,6 +271,9 @@ class ShardWorker:
         while True:
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=MAX_GROUP)
+                if time.monotonic() - self._fence_checked >= 0.5:
+                    self._fence_checked = time.monotonic()
+                    await self._fence()
                 for tp, messages in batches.items():
                     if tp in self.held and messages:
                         await self._apply(tp, messages)
@@ -288,6 +294,8 @@ class ShardWorker:
                    for m in messages]
         await self._wal_caught_up(records)
         while True:
+            if tp not in self.held:
+                return  # given up while this waited: its records are the new holder's
             try:
                 result = applier.apply_and_commit(records)
                 break
@@ -333,33 +341,40 @@ class ShardWorker:
     # ---- barriers for WAL records nobody fenced --------------------------------
 
     def wal_kept(self, controls: list) -> None:
-        """The WAL applier kept records for shards (``Applied.controls``). The API writes
-        their barriers itself; a producer writing to the WAL directly does not, so the
-        holders of the shards write one if none has come a moment later."""
+        """The WAL applier kept records for shards (``Applied.controls``): the latest of
+        each collection, for ``_fence``."""
+        now = time.monotonic()
         for which, partition, offset in controls:
-            key = (which, partition)
-            if key not in self._pending_barriers:
-                self._pending_barriers.add(key)
-                asyncio.get_running_loop().call_later(1.0, lambda k=key, o=offset: asyncio.ensure_future(
-                    self._fence(k, o)))
+            self._latest_kept[which] = (partition, offset, now)
 
-    async def _fence(self, key: tuple, offset: int) -> None:
-        which, partition = key
-        self._pending_barriers.discard(key)
-        topic = shards.shard_topic(self.settings.topic, which)
-        col = self.catalog_of(topic)
-        if col is None:
-            return
-        late = [tp.partition for tp in self.held if tp.topic == topic
-                and self.node.state.control_applied(which, tp.partition) < offset]
-        if not late:
-            return
-        key_bytes, value, headers = encode(Command(col.name, ShardBarrier(upto=offset, partition=partition)))
-        for shard in late:
+    async def _fence(self) -> None:
+        """The API writes the barriers of what it puts in the WAL; a producer writing to
+        the WAL directly does not. So a holder whose shard, caught up with its
+        partition, has not applied a WAL record kept for it a second after it was kept
+        writes the barrier itself (at most once a second per shard). Also covers a
+        barrier lost with a node that died between the two writes."""
+        now = time.monotonic()
+        state = self.node.state
+        for tp in list(self.held):
+            which = shards.topic_incarnation(self.settings.topic, tp.topic)
+            latest = self._latest_kept.get(which)
+            if latest is None:
+                found = state.last_control(which)
+                latest = self._latest_kept[which] = (found[0], found[1], 0.0) if found else (0, -1, 0.0)
+            partition, offset, kept_at = latest
+            if offset < 0 or now - kept_at < 1.0 or state.control_applied(which, tp.partition) >= offset:
+                continue
+            if self.lag_of(tp.topic, tp.partition) > 0 or now - self._fenced.get(tp, 0.0) < 1.0:
+                continue
+            col = self.catalog_of(tp.topic)
+            if col is None:
+                continue
+            self._fenced[tp] = now
+            key, value, headers = encode(Command(col.name, ShardBarrier(upto=offset, partition=partition)))
             try:
-                await self.node.producer.publish_raw(key_bytes, value, headers, topic=topic, partition=shard)
+                await self.node.producer.publish_raw(key, value, headers, topic=tp.topic, partition=tp.partition)
             except Exception:
-                log.warning("could not write a barrier to %s[%s]; the next one covers it", topic, shard)
+                log.warning("could not write a barrier to %s[%s]; retrying later", tp.topic, tp.partition)
 
 
 def shard_group(settings) -> str:

@@ -6,6 +6,7 @@ from qdrant_client import grpc as pb
 from qdrant_client.grpc import points_service_pb2_grpc
 
 from api import service
+from api import shards as sharded
 from api.grpc import convert
 from api.grpc.errors import rpc, unimplemented_methods
 from api.rest import bodies
@@ -109,13 +110,10 @@ class Points(points_service_pb2_grpc.PointsServicer):
         return pb.CountResponse(result=pb.CountResult(count=await service.count(self.node, col, body)),
                                 time=convert.elapsed(started))
 
-    def _scored(self, col, req: SearchRequest) -> list:
-        return [convert.scored(r) for r in service.search(self.node, col, req)]
-
     @rpc
     async def QueryGroups(self, request, context):
         started = time.perf_counter()
-        found = service.query_groups(self.node, request.collection_name, convert.query_groups(request),
+        found = await service.query_groups(self.node, request.collection_name, convert.query_groups(request),
                                      _timeout(request))
         return pb.QueryGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
@@ -174,70 +172,72 @@ class Points(points_service_pb2_grpc.PointsServicer):
 
     # ---- legacy read RPCs: the REST legacy bodies, read by the same parsers -------------
 
-    def _legacy(self, request, to_body, parse) -> list:
+    async def _legacy(self, request, to_body, form: str) -> list:
         body = to_body(request)
-        req = parse(body)
-        col = service.collection(self.node, request.collection_name)
+        req = sharded.FORMS[form](body)
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_read(col, "search", body, _timeout(request))
-        return self._scored(col, req)
+        found, = await service.search_all(self.node, col, form, [body], [req])
+        return [convert.scored(r) for r in found]
 
-    def _legacy_batch(self, request, items, to_body, parse) -> list:
+    async def _legacy_batch(self, request, items, to_body, form: str) -> list:
         convert.check_fields(request)
         bodies = [to_body(item) for item in items]
-        reqs = [parse(body) for body in bodies]
-        col = service.collection(self.node, request.collection_name)
+        reqs = [sharded.FORMS[form](body) for body in bodies]
+        col = service.collection(self.node, request.collection_name, sharded=True)
         service.check_batch(col, bodies, _timeout(request))
-        return [pb.BatchResult(result=self._scored(col, r)) for r in reqs]
+        found = await service.search_all(self.node, col, form, bodies, reqs)
+        return [pb.BatchResult(result=[convert.scored(r) for r in f]) for f in found]
 
     @rpc
     async def Discover(self, request, context):
         started = time.perf_counter()
-        found = self._legacy(request, convert.discover, SearchRequest.from_discover)
+        found = await self._legacy(request, convert.discover, "discover")
         return pb.DiscoverResponse(result=found, time=convert.elapsed(started))
 
     @rpc
     async def DiscoverBatch(self, request, context):
         started = time.perf_counter()
-        found = self._legacy_batch(request, request.discover_points, convert.discover, SearchRequest.from_discover)
+        found = await self._legacy_batch(request, request.discover_points, convert.discover, "discover")
         return pb.DiscoverBatchResponse(result=found, time=convert.elapsed(started))
 
     @rpc
     async def Recommend(self, request, context):
         started = time.perf_counter()
-        found = self._legacy(request, convert.recommend, SearchRequest.from_recommend)
+        found = await self._legacy(request, convert.recommend, "recommend")
         return pb.RecommendResponse(result=found, time=convert.elapsed(started))
 
     @rpc
     async def RecommendBatch(self, request, context):
         started = time.perf_counter()
-        found = self._legacy_batch(request, request.recommend_points, convert.recommend,
-                                   SearchRequest.from_recommend)
+        found = await self._legacy_batch(request, request.recommend_points, convert.recommend,
+                                         "recommend")
         return pb.RecommendBatchResponse(result=found, time=convert.elapsed(started))
 
     @rpc
     async def RecommendGroups(self, request, context):
         started = time.perf_counter()
         body = convert.recommend_groups(request)
-        found = service.query_groups(self.node, request.collection_name, service.recommend_groups_query(body))
+        found = await service.query_groups(self.node, request.collection_name, service.recommend_groups_query(body))
         return pb.RecommendGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc
     async def SearchGroups(self, request, context):
         started = time.perf_counter()
         body = convert.search_groups(request)
-        found = service.query_groups(self.node, request.collection_name, service.search_groups_query(body))
+        found = await service.query_groups(self.node, request.collection_name, service.search_groups_query(body))
         return pb.SearchGroupsResponse(result=convert.groups_result(found), time=convert.elapsed(started))
 
     @rpc
     async def SearchMatrixPairs(self, request, context):
         started = time.perf_counter()
-        found = distance_matrix.pairs(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        found = distance_matrix.pairs(*await service.matrix(self.node, request.collection_name, convert.matrix(request)))
         return pb.SearchMatrixPairsResponse(result=convert.matrix_pairs(found), time=convert.elapsed(started))
 
     @rpc
     async def SearchMatrixOffsets(self, request, context):
         started = time.perf_counter()
-        found = distance_matrix.offsets(*service.matrix(self.node, request.collection_name, convert.matrix(request)))
+        found = distance_matrix.offsets(*await service.matrix(self.node, request.collection_name, convert.matrix(request)))
         return pb.SearchMatrixOffsetsResponse(result=convert.matrix_offsets(found), time=convert.elapsed(started))
 
 

@@ -279,7 +279,7 @@ async def query_points(request: Request, node: Node):
 async def query_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "groups")
-    return service.query_groups(node, request.path_params["collection"], body, timeout_param(request))
+    return await service.query_groups(node, request.path_params["collection"], body, timeout_param(request))
 
 
 @handler
@@ -310,15 +310,16 @@ async def recommend_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
     body = await _read_body(request)
     req = _recommend(body)
-    return service.search(node, _searched(request, node, body), req)
+    col = _searched(request, node, body, sharded=True)
+    return (await service.search_all(node, col, "recommend", [body], [req]))[0]
 
 
 @handler
 async def recommend_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_recommend(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [service.search(node, col, req) for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return await service.search_all(node, col, "recommend", searches, reqs)
 
 
 @handler
@@ -333,14 +334,14 @@ async def search_batch(request: Request, node: Node):
 async def search_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "search_groups")
-    return service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
+    return await service.query_groups(node, request.path_params["collection"], service.search_groups_query(body))
 
 
 @handler
 async def recommend_groups(request: Request, node: Node):
     body = await _read_body(request)
     _only_search_fields(body, "recommend_groups")
-    return service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
+    return await service.query_groups(node, request.path_params["collection"], service.recommend_groups_query(body))
 
 
 def _discover(body) -> SearchRequest:
@@ -355,21 +356,22 @@ async def discover_points(request: Request, node: Node):
     """The legacy endpoint: the answer is the list of points, as /points/search gives."""
     body = await _read_body(request)
     req = _discover(body)
-    return service.search(node, _searched(request, node, body), req)
+    col = _searched(request, node, body, sharded=True)
+    return (await service.search_all(node, col, "discover", [body], [req]))[0]
 
 
 @handler
 async def discover_batch(request: Request, node: Node):
     searches = _searches(await _read_body(request))
     reqs = [_discover(s) for s in searches]
-    col = _batch(request, node, searches)
-    return [service.search(node, col, req) for req in reqs]
+    col = _batch(request, node, searches, sharded=True)
+    return await service.search_all(node, col, "discover", searches, reqs)
 
 
 async def _matrix(request: Request, node: Node) -> tuple:
     body = await _read_body(request, required=False)
     fields.only(body, "matrix")
-    return service.matrix(node, request.path_params["collection"], body)
+    return await service.matrix(node, request.path_params["collection"], body)
 
 
 @handler

@@ -59,12 +59,18 @@ def run(col: Collection, req, params: IndexParams, search) -> list:
     if store is None:
         raise BadRequest(f"Wrong input: Not existing vector name error: {req.using}")
     query = req.vector if req.point_id is None else col.stored_vector(req.point_id, req.using)
-    want = req.offset + req.limit
     candidates = search(col, replace(req, mmr=None, offset=0, limit=req.mmr.candidates_limit
                                      if req.mmr.candidates_limit is not None else req.limit), params)
     if not candidates:
         return []
-    vectors = [store.get(encode_id(hit["id"])) for hit in candidates]
+    return rerank(store, query, candidates, [store.get(encode_id(hit["id"])) for hit in candidates], req)
+
+
+def rerank(store, query, candidates: list, vectors: list, req) -> list:
+    """The candidates (nearest first, with their stored vectors) in MMR order, from
+    ``offset``; ``store`` gives the kind of vector and its similarity (a sharded
+    collection's merge passes an empty store of the same config)."""
+    want = req.offset + req.limit
     relevance, between = (np.asarray(m, dtype=np.float64) for m in _similarities(store, query, vectors))
     lam = 1.0 - req.mmr.diversity
     pending = list(range(len(candidates)))

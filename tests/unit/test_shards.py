@@ -100,3 +100,18 @@ def test_a_deleted_sharded_collection_takes_its_shards_with_it(tmp_path):
     assert not any(shards.is_shard(name) for name in state.collections)
     assert state.is_gone(which)
     assert state.controls(which, -1, 10) == []
+
+
+def test_the_assignor_spreads_shards_evenly_and_moves_only_what_it_must():
+    from streams.shard_worker import owners_of
+    nodes = ["a", "b", "c"]
+    plan = owners_of(nodes, "t", list(range(6)), 1)
+    load = {n: sum(1 for owners in plan.values() if n in owners) for n in nodes}
+    assert sorted(load.values()) == [2, 2, 2]
+    replicated = owners_of(nodes, "t", list(range(6)), 2)
+    assert all(len(set(owners)) == 2 for owners in replicated.values())
+    assert sorted(sum(1 for o in replicated.values() if n in o) for n in nodes) == [4, 4, 4]
+    # "c" leaves: the shards "a" and "b" held stay where they were.
+    after = owners_of(["a", "b"], "t", list(range(6)), 1)
+    assert all(after[p] == plan[p] for p in plan if plan[p][0] != "c")
+    assert owners_of(nodes, "t", list(range(6)), 1) == plan  # the same members, the same plan
