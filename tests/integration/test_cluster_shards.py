@@ -464,7 +464,11 @@ def test_writes_by_filter_reach_every_shard_in_one_order(trio):
         assert values <= {f"a{rounds - 1}", f"b{rounds - 1}"}
         assert {(p.payload["a"], p.payload["b"]) for p in points} == {(rounds - 1, rounds - 1)}
     assert views[0] == views[1] == views[2]
-    # A read this merge does not answer yet is refused, naming it.
+    # A read the merge does not answer yet is refused, naming it (never a partial answer).
     with pytest.raises(UnexpectedResponse) as refused:
-        ca.scroll("ordered", limit=5, order_by="i")
+        ca.query_points("ordered", prefetch=[models.Prefetch(query=vector(rng), limit=20)],
+                        query=models.OrderByQuery(order_by="i"), limit=5)
     assert refused.value.status_code == 400 and b"order_by" in refused.value.content
+    # ...while scroll by order_by is merged, by value then id, as one node orders it.
+    ordered, _ = cb.scroll("ordered", limit=7, order_by=models.OrderBy(key="i", direction="desc"))
+    assert [p.id for p in ordered] == list(range(n_points - 1, n_points - 8, -1))
