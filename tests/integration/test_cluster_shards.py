@@ -271,7 +271,7 @@ def test_node_killed_mid_ingest_loses_nothing_and_answers_equal_one_node(kafka, 
                    [("b", raw_rest_sender(b, True)), ("c", raw_rest_sender(c, True))]),
             Writer("qdrant_client grpc wait=false", 3_000_000,
                    [("c", client_sender(c, True, False)), ("a", client_sender(a, True, False))]),
-            Writer("qdrant_client grpc wait=true", 4_000_000,
+            Writer("qdrant_client grpc/rest wait=true", 4_000_000,
                    [("b", client_sender(b, True, True)), ("a", client_sender(a, False, True)),
                     ("c", client_sender(c, False, True))]),
         ]
@@ -312,6 +312,7 @@ def test_node_killed_mid_ingest_loses_nothing_and_answers_equal_one_node(kafka, 
         errors = [(r.node, r.kind, r.error) for r in reads if r.error]
         during = [r for r in reads if r.started < taken_over and r.ended > killed_at]
         slowest = max((r.ended - r.started for r in during), default=0.0)
+        slowest_write = max((w.ended - w.started for w in acked), default=0.0)
 
         # The survivors hold every shard; nothing is left with the dead node.
         assert sorted(s for v in held.values() for s in v) == list(range(SHARDS))
@@ -337,7 +338,7 @@ def test_node_killed_mid_ingest_loses_nothing_and_answers_equal_one_node(kafka, 
         assert ca.count("sharded", exact=True).count == cb.count("sharded", exact=True).count == len(found_a)
 
         print(f"\ncluster: boot {boot:.1f}s; {len(writes)} writes ({len(acked)} acknowledged, {len(wanted)} points, "
-              f"{len(failed)} to the killed node unanswered); shards taken over {taken_over - killed_at:.1f}s "
+              f"{len(failed)} to the killed node unanswered, the slowest acknowledged {slowest_write:.1f}s); shards taken over {taken_over - killed_at:.1f}s "
               f"after the kill; {len(reads)} reads, {len(during)} across the takeover, the slowest "
               f"{slowest:.1f}s, {len(errors)} errors")
         assert not errors, f"reads failed: {errors[:5]}"
