@@ -97,8 +97,9 @@ class Server:
     """``pointlog serve`` as a real process, as an operator would run it."""
 
     def __init__(self, bootstrap: str, topic: str, data_dir: str, port: int, env: dict | None = None,
-                 grpc_port: int | None = None, ca: str | None = None):
-        """``ca``: the server serves TLS (its certificate in env) and this CA file verifies it."""
+                 grpc_port: int | None = None, ca: str | None = None, args: list | None = None):
+        """``ca``: the server serves TLS (its certificate in env) and this CA file verifies it.
+        ``args``: more ``pointlog serve`` flags (e.g. ``["--cluster", "c1"]``)."""
         self.bootstrap, self.topic, self.data_dir, self.port = bootstrap, topic, data_dir, port
         # Its own free port even when unused, so parallel servers never collide on 6334.
         self.grpc_port = free_port() if grpc_port is None else grpc_port
@@ -106,6 +107,7 @@ class Server:
         self.verify = ssl.create_default_context(cafile=ca) if ca else True
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
         self.extra_env = env or {}
+        self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(data_dir + ".log")
 
@@ -115,7 +117,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--bootstrap", self.bootstrap, "--topic", self.topic,
              "--data-dir", self.data_dir, "--port", str(self.port), "--grpc-port", str(self.grpc_port),
-             "--loglevel", "warning"],
+             "--loglevel", "warning", *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.extra_env),
             cwd=ROOT,
         )

@@ -3,6 +3,8 @@
 Starts its own broker and server like the tests do, prints each figure with the
 peer's and the ratio, writes tests/benchmarks/RESULTS.md, and ends with one JSON
 line. ``--quick`` is a reduced run (< 2 minutes); ``--large`` searches 1M points.
+``--cluster`` measures a collection of 6 shards on 1, 2 and 3 nodes instead
+(tests/benchmarks/cluster.py, tests/benchmarks/RESULTS-cluster.md).
 """
 import argparse
 import asyncio
@@ -213,7 +215,13 @@ def main() -> None:
     ap.add_argument("--profile", metavar="DIR", help="py-spy profiles of ingest, wait=true and search into DIR")
     ap.add_argument("--no-peer", action="store_true", help="skip the peer (for A/B runs of pointlog alone)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    ap.add_argument("--cluster", action="store_true",
+                    help="6 shards on 1, 2 and 3 nodes of one --cluster: ingest, search, RSS per node")
     args = ap.parse_args()
+    if args.cluster:
+        from tests.benchmarks import cluster
+        cluster.main(args)
+        return
     n = 20_000 if args.quick else 100_000
     n_search = 1_000_000 if args.large else n
     n_queries = 300 if args.quick else 2000
