@@ -92,7 +92,7 @@ async def create_collection(node: Node, name: str, op: ops.CreateCollection, tim
     aliases.check_new_collection_name(node.state.aliases, name)
     await node.submit(ops.Command(name, op), True, timeout)
     if shards.shard_count(op.config) > 1:
-        await sharded_api.ensure_topic(node, node.state.collections.get(name))
+        await sharded_api.shards_placed(node, node.state.collections.get(name), timeout)
     return True
 
 

@@ -783,6 +783,23 @@ def peer_of(name: str) -> int:
     return int(name, 16) & ((1 << 63) - 1)
 
 
+async def shards_placed(node, col: Collection | None, timeout: float | None) -> None:
+    """A new sharded collection: its topic made, and (as Qdrant answers a creation once
+    its shards are active) every shard held by a node of the cluster, so the first
+    writes and reads need not wait for the group to rebalance. Bounded: past the
+    timeout the creation still stands and requests wait for the holders themselves."""
+    await ensure_topic(node, col)
+    if col is None:
+        return
+    worker, topic = node.shards, topic_of(node, col)
+    deadline = time.monotonic() + (timeout or 30.0)
+    while not all(worker.holders(topic, s) for s in range(shards.shard_count(col.config))):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await worker.assignment_changed(worker.generation, min(left, 0.5))
+
+
 _topics_made: set = set()
 
 

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 import pytest
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 N = 400
 
@@ -31,39 +31,43 @@ def nodes(broker, tmp_path_factory):
     cluster = {"POINTLOG_CLUSTER": uuid.uuid4().hex[:8]}
     root = tmp_path_factory.mktemp("sharded")
     started = [Server(broker.bootstrap, topic, str(root / f"c{i}"), free_port(), env=cluster) for i in range(2)]
-    for s in started:
-        s.start()
-    a, b = started
-    body = {"vectors": {"d": {"size": 6, "distance": "Cosine"}, "e": {"size": 3, "distance": "Euclid"}},
-            "sparse_vectors": {"s": {}}, "shard_number": 4}
-    assert httpx.put(a.url + "/collections/sh", json=body).status_code == 200
-    assert httpx.put(a.url + "/collections/plain", json={"vectors": {"d": {"size": 6, "distance": "Cosine"}}}).status_code == 200
-    for field, kind in (("g", "keyword"), ("tag", "keyword"), ("price", "float")):
-        r = httpx.put(b.url + "/collections/sh/index?wait=true", json={"field_name": field, "field_schema": kind})
-        assert r.status_code == 200, r.text
-    rng = random.Random(20261204)
-    pts = _points(rng)
-    for i in range(0, N, 100):
-        target = (a, b)[i // 100 % 2]
-        r = httpx.put(target.url + "/collections/sh/points?wait=true", json={"points": pts[i:i + 100]}, timeout=60)
+    try:
+        for s in started:
+            s.start()
+        a, b = started
+        body = {"vectors": {"d": {"size": 6, "distance": "Cosine"}, "e": {"size": 3, "distance": "Euclid"}},
+                "sparse_vectors": {"s": {}}, "shard_number": 4}
+        assert httpx.put(a.url + "/collections/sh", json=body, timeout=60).status_code == 200
+        assert httpx.put(a.url + "/collections/plain", json={"vectors": {"d": {"size": 6, "distance": "Cosine"}}},
+                         timeout=60).status_code == 200
+        for field, kind in (("g", "keyword"), ("tag", "keyword"), ("price", "float")):
+            r = httpx.put(b.url + "/collections/sh/index?wait=true", json={"field_name": field, "field_schema": kind},
+                          timeout=60)
+            assert r.status_code == 200, r.text
+        rng = random.Random(20261204)
+        pts = _points(rng)
+        for i in range(0, N, 100):
+            target = (a, b)[i // 100 % 2]
+            r = httpx.put(target.url + "/collections/sh/points?wait=true", json={"points": pts[i:i + 100]}, timeout=60)
+            assert r.json()["result"]["status"] == "completed", r.text
+        plain = [{"id": i, "vector": {"d": [rng.random() for _ in range(6)]}} for i in range(20)]
+        httpx.put(a.url + "/collections/plain/points?wait=true", json={"points": plain}, timeout=60)
+        # Writes that reach every shard, taken by either node: by filter, and a batch.
+        r = httpx.post(b.url + "/collections/sh/points/payload?wait=true", timeout=60,
+                       json={"payload": {"cheap": True}, "filter": {"must": [{"key": "price", "range": {"lt": 30}}]}})
         assert r.json()["result"]["status"] == "completed", r.text
-    plain = [{"id": i, "vector": {"d": [rng.random() for _ in range(6)]}} for i in range(20)]
-    httpx.put(a.url + "/collections/plain/points?wait=true", json={"points": plain}, timeout=60)
-    # Writes that reach every shard, taken by either node: by filter, and a batch.
-    r = httpx.post(b.url + "/collections/sh/points/payload?wait=true",
-                   json={"payload": {"cheap": True}, "filter": {"must": [{"key": "price", "range": {"lt": 30}}]}})
-    assert r.json()["result"]["status"] == "completed", r.text
-    r = httpx.post(a.url + "/collections/sh/points/batch?wait=true", json={"operations": [
-        {"delete": {"points": [1, 2, 3]}},
-        {"set_payload": {"payload": {"seen": 1}, "points": [10, 11, 12]}},
-        {"delete": {"filter": {"must": [{"key": "tag", "match": {"value": "c"}}, {"key": "price", "range": {"gt": 90}}]}}}]})
-    assert r.status_code == 200, r.text
-    single = Server(broker.bootstrap, topic, str(root / "single"), free_port())
-    single.start()
-    started.append(single)
-    yield a, b, single
-    for s in started:
-        s.kill()
+        r = httpx.post(a.url + "/collections/sh/points/batch?wait=true", timeout=60, json={"operations": [
+            {"delete": {"points": [1, 2, 3]}},
+            {"set_payload": {"payload": {"seen": 1}, "points": [10, 11, 12]}},
+            {"delete": {"filter": {"must": [{"key": "tag", "match": {"value": "c"}}, {"key": "price", "range": {"gt": 90}}]}}}]})
+        assert r.status_code == 200, r.text
+        single = Server(broker.bootstrap, topic, str(root / "single"), free_port())
+        single.start()
+        started.append(single)
+        yield a, b, single
+    finally:  # a setup that fails must not leave its servers behind
+        for s in started:
+            s.kill()
 
 
 def _ask(node, path: str, body: dict | None = None, method: str = "POST"):
@@ -83,11 +87,17 @@ def _rounded(value):
 
 
 def _settled(node, single):
-    """The single node has applied what the cluster did (it reads the same log)."""
+    """The single node has applied what the cluster did (it reads the same log): every
+    point and payload of both collections alike (a count alone passes through the final
+    value while the single node is still applying the inserts that precede the deletes)."""
     import time
     deadline = time.monotonic() + 60
-    want = _ask(node, "/collections/sh/points/count", {})
-    while _ask(single, "/collections/sh/points/count", {}) != want and time.monotonic() < deadline:
+    every = {"limit": 10_000, "with_payload": True}
+
+    def same() -> bool:
+        return all(_ask(node, f"/collections/{c}/points/scroll", every) ==
+                   _ask(single, f"/collections/{c}/points/scroll", every) for c in ("sh",))
+    while not same() and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -224,7 +234,7 @@ def test_a_producer_writing_to_the_wal_reaches_every_shard(nodes):
     from aiokafka import AIOKafkaProducer
     a, b, single = nodes
     body = {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 3}
-    assert httpx.put(a.url + "/collections/ext", json=body).status_code == 200
+    assert httpx.put(a.url + "/collections/ext", json=body, timeout=60).status_code == 200
 
     async def produce():
         producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap)
