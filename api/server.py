@@ -13,6 +13,7 @@ from streams.node import Node
 from streams.node_metrics import consumer_log_ends
 from streams.producer import Producer
 from streams.replay import LogReader
+from streams.segments import SegmentWriter
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import BoundedWorker, build_faust_app
@@ -64,6 +65,7 @@ def serve(settings: Settings) -> None:
     node.indexes = indexes
     app = build_faust_app(node)
     app.task(indexes.run)
+    app.task(SegmentWriter(state).run)  # column segments: what makes the next start fast
     http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
     tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key} if settings.tls else {}
     # httptools parses HTTP in C; uvicorn's default (h11) parses it in Python.

@@ -96,6 +96,7 @@ class State:
         self.seq = 0  # commits so far (storage/segments.py)
         self.state_id = b""
         self.changes: dict = {}  # cid -> points journaled since its last segment capture
+        self.loaded_from: dict = {}  # collection name -> "segment" or "points": how the last load read it
         self.collections: dict = {}
         self.aliases: dict = {}  # alias -> collection name
         self.dead_letters = 0  # committed count
@@ -121,6 +122,7 @@ class State:
     def _load_all(self) -> None:
         self.collections.clear()
         self.changes.clear()
+        self.loaded_from.clear()
         fmt = self.meta.get(b"format")
         if fmt is None:
             self.meta.put(b"format", _u32(FORMAT_VERSION))
@@ -149,8 +151,11 @@ class State:
             col.set_payload_schema(entry.get("payload_schema", {}))
             self.collections[col.name] = col
         for col in sorted(self.collections.values(), key=lambda c: c.cid):
-            if not (segments.segmentable(col) and self._load_segment(col)):
+            if segments.segmentable(col) and self._load_segment(col):
+                self.loaded_from[col.name] = "segment"
+            else:
                 self._load_points(col)
+                self.loaded_from[col.name] = "points"
         self._remove_stale_segments()
 
     def _load_points(self, col: Collection) -> None:
