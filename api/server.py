@@ -14,7 +14,6 @@ from streams.node import Node
 from streams.node_metrics import consumer_log_ends
 from streams.producer import Producer
 from streams.replay import LogReader
-from streams.segments import SegmentWriter
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import BoundedWorker, build_faust_app
@@ -71,6 +70,7 @@ def serve(settings: Settings) -> None:
     node.indexes = indexes
     app = build_faust_app(node)
     app.task(indexes.run)
+    from streams.segments import SegmentWriter
     app.task(SegmentWriter(state).run)  # column segments: what makes the next start fast
     http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
     tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key} if settings.tls else {}

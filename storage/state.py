@@ -42,10 +42,11 @@ from storage.vectors import multi as multivec
 from storage.vectors.sparse import SparseVector
 
 FORMAT_VERSION = 1
-_META, _POINTS, _JOURNAL, _COLUMNS = "meta", "points", "journal", "columns"
+_JOURNAL, _COLUMNS = "journal", "columns"  # storage/segments.py
 _SEGMENT_PREFIX = b"segment/"
 _INT_KEYS = np.dtype([("tag", "u1"), ("id", ">u8")])
 log = logging.getLogger(__name__)
+_META, _POINTS = "meta", "points"
 
 
 def encode_point(point: Point, vectors: dict) -> bytes:
