@@ -197,3 +197,36 @@ def test_segments_need_the_journal_only_since_their_capture(tmp_path):
                 if k[:4] == prefix]
         assert all(s > cap.seq for s in seqs)
     r.state.close()
+
+
+def test_segments_in_many_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(segments, "CHUNK", 3)  # keys, payloads and rows in chunks of 3 points
+    log = _random_log(seed=31, n=300)
+    r = Replayer(str(tmp_path / "s"), log)
+    r.run(len(log))
+    r.write(r.captures())
+    state = r.reopen()
+    try:
+        assert set(state.loaded_from.values()) == {"segment"}
+        assert (view(state), digest(state)) == reference(tmp_path, log, len(log))
+    finally:
+        state.close()
+
+
+def test_the_bulk_load_of_a_store_equals_puts_one_by_one():
+    import numpy as np
+
+    from storage.vectors.store import VectorStore
+    keys = [bytes([0]) + i.to_bytes(8, "big") for i in range(3000)]
+    rows = np.random.default_rng(1).normal(size=(3000, 4)).astype(np.float32)
+    one, bulk = VectorStore(4, "Dot"), VectorStore(4, "Dot")
+    for k, row in zip(keys, rows):
+        one.put(k, row)
+    bulk.load(keys, rows)
+    for attr in ("slot_of", "keys", "generation", "removals", "used"):
+        assert getattr(one, attr) == getattr(bulk, attr), attr
+    for attr in ("matrix", "alive", "stamp"):
+        assert np.array_equal(getattr(one, attr), getattr(bulk, attr)), attr
+    bulk.put(keys[0], rows[1])  # and it goes on like the other
+    one.put(keys[0], rows[1])
+    assert np.array_equal(one.matrix, bulk.matrix) and one.generation == bulk.generation
