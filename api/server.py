@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import logging
+import time
 
 from faust.contrib.asgi import serve_asgi
 
@@ -55,7 +56,12 @@ def tune_gc() -> None:
 def serve(settings: Settings) -> None:
     ends = asyncio.run(_log_ends(settings))
     partitions = len(ends)
+    started = time.perf_counter()
     state = State(settings.state_dir)
+    segmented = sum(1 for how in state.loaded_from.values() if how == "segment")
+    print(f"pointlog: state loaded in {time.perf_counter() - started:.2f}s "
+          f"({sum(len(c) for c in state.collections.values())} points; {segmented} of {len(state.collections)} "
+          "collections from column segments)", flush=True)
     node = Node(settings, state, Producer(settings.kafka, settings.topic, linger_ms=settings.linger_ms),
                 partitions)
     node.ready_at = ends  # /readyz: ready once the log as it was at start is applied
@@ -65,6 +71,8 @@ def serve(settings: Settings) -> None:
     node.indexes = indexes
     app = build_faust_app(node)
     app.task(indexes.run)
+    from streams.segments import SegmentWriter
+    app.task(SegmentWriter(state).run)  # column segments: what makes the next start fast
     http = build_app(node, log_ends=consumer_log_ends(app, settings.topic))
     tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key} if settings.tls else {}
     # httptools parses HTTP in C; uvicorn's default (h11) parses it in Python.

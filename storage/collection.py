@@ -75,6 +75,22 @@ class Collection:
         self.payload_index.replaced(point.key, None if old is None else old.payload, point.payload)
         self.payload_revision += 1
 
+    def load(self, points: list, vectors: dict) -> None:
+        """Fill an empty collection with points in scroll order (the loader's bulk
+        path): what ``add`` of each in turn would leave. ``vectors``: {name: (keys,
+        prepared rows)} for the dense stores."""
+        if self.points:
+            raise RuntimeError("load fills an empty collection")
+        keys = [p.key for p in points]
+        self.points.update(zip(keys, points))  # the payload index holds this very dict
+        self.order = SortedList(keys)
+        if self.payload_index.paths():  # built lazily: none yet on a fresh collection
+            for p in points:
+                self.payload_index.replaced(p.key, None, p.payload)
+        for name, (vkeys, rows) in vectors.items():
+            self.vectors[name].load(vkeys, rows)
+        self.payload_revision += 1
+
     def remove(self, key: bytes) -> None:
         point = self.points.pop(key, None)
         if point is not None:

@@ -104,6 +104,8 @@ class Transaction:
         self.controls: dict = {}  # (shard topic, shard) -> WAL offset of the last control record staged
         self.forgotten: list = []  # (topic, partition) whose applied offset the commit deletes
         self.open = True
+        self.seq_bytes = u64(state.seq + 1)  # the sequence number this commit gets (journal keys)
+        self.wrote = False
 
     def applied_offset(self, partition: int) -> int:
         """What this transaction has applied of a partition: its staged offset, else
@@ -139,11 +141,13 @@ class Transaction:
         if self.dead_letters:
             self.batch.put(b"dead_letters", u64(dead_total), meta)
         if len(self.batch) > 0:
+            self.batch.put(b"seq", self.seq_bytes, state.columns_handle)
             try:
                 state.db.write(self.batch)
             except Exception as exc:  # rocksdict raises a bare Exception("IO error: No space left ...")
                 self.open = False
                 state.write_failed(str(exc))
                 raise StateWriteError(str(exc)) from exc
+            self.wrote = True
         state._committed(self, dead_total)
         self.open = False

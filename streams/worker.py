@@ -201,6 +201,13 @@ class BoundedWorker(faust.Worker):
         self._node = node
         self._grace = grace
 
+    def on_setup_root_logger(self, logger, level: int) -> None:
+        """No terminal spinner: faust's sets the root logger to DEBUG for good (to spin
+        on every record), so every debug call of aiokafka, faust and mode, several per
+        Kafka request in both threads, built a LogRecord that no handler wanted. The
+        root logger stays at the configured level."""
+        self.spinner = None
+
     def _schedule_shutdown(self, signal) -> None:
         if not self._signal_stop_time:
             self._node.stopping()

@@ -58,6 +58,34 @@ class VectorStore:
         self.stamp[slot] = self.generation
         self.matrix[slot] = vec
 
+    def load(self, keys: list, rows: np.ndarray) -> None:
+        """Fill an empty store with prepared rows, one per key, in order: what
+        ``put`` of each in turn would leave (slots 0.., stamps 1..), in bulk."""
+        if self.slot_of:
+            raise RuntimeError("load fills an empty store")
+        n = len(keys)
+        capacity = len(self.keys)
+        while capacity < n:
+            capacity *= 2
+        if capacity != len(self.keys):
+            self.alive = np.zeros(capacity, dtype=bool)
+            self.stamp = np.zeros(capacity, dtype=np.int64)
+            self.keys = [None] * capacity
+        base = rows.base
+        if (isinstance(base, np.ndarray) and base.dtype == np.float32 and base.shape == (capacity, self.dim)
+                and base.flags.c_contiguous and rows.ctypes.data == base.ctypes.data):
+            self.matrix = base  # rows are the first n rows of a matrix made for this store: adopt it
+        else:
+            if self.matrix.shape[0] != capacity:
+                self.matrix = np.zeros((capacity, self.dim), dtype=np.float32)
+            self.matrix[:n] = rows
+        self.alive[:n] = True
+        self.stamp[:n] = np.arange(1, n + 1, dtype=np.int64)
+        self.keys[:n] = keys
+        self.slot_of = dict(zip(keys, range(n)))
+        self._next = n
+        self.generation = n
+
     def remove(self, key: bytes) -> None:
         slot = self.slot_of.pop(key, None)
         if slot is not None:

@@ -375,7 +375,7 @@ def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
         a, b = ours.get(key), peer.get(peer_key) if peer_key else None
         ratio = (a / b if higher else b / a) if a and b else None
         rows.append((label, a, b, ratio))
-        print(f"{label:38s} pointlog {a:>12.2f}   peer {b if b is not None else float('nan'):>12.2f}   "
+        print(f"{label:38s} pointlog {a if a is not None else float('nan'):>12.2f}   peer {b if b is not None else float('nan'):>12.2f}   "
               f"ratio {ratio if ratio else float('nan'):6.2f}x", flush=True)
     mode = "quick" if args.quick else ("large" if args.large else "default")
     mode += ", isotropic data" if args.isotropic else ""
@@ -387,7 +387,7 @@ def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
               "Peer: qdrant-client local mode (on-disk for ingest/latency/replay, in-memory for search).\n"
               "Ratio > 1 means pointlog is ahead.\n\n"
               "| line | pointlog | peer | ratio |\n|---|---:|---:|---:|\n")
-    table = "".join(f"| {label} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | "
+    table = "".join(f"| {label} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} | "
                     f"{'' if r is None else f'{r:.2f}x'} |\n" for label, a, b, r in rows)
     if not args.quick and not args.isotropic:
         path = os.path.join(HERE, "RESULTS-large.md" if args.large else "RESULTS.md")
