@@ -50,10 +50,6 @@ _META, _POINTS = "meta", "points"
 _CONTROL = b"control/"
 
 
-def _u64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
-
-
 def _control_mark(incarnation: str, shard: int) -> bytes:
     return b"ctl_applied/" + incarnation.encode() + b"/" + _u32(shard)
 
