@@ -82,6 +82,16 @@ def decode_point(raw: bytes) -> tuple:
     return rec["v"], rec["p"], vectors
 
 
+def _add_stored(col: Collection, pkey: bytes, value: bytes) -> None:
+    """One point as RocksDB holds it, into the in-memory collection."""
+    version, payload, vectors = decode_point(value)
+    col.add(Point(decode_id(pkey), pkey, payload, version))
+    for name, vec in vectors.items():
+        store = col.store(name)
+        if store is not None:
+            store.put(pkey, vec)
+
+
 class State:
     def __init__(self, path: str):
         os.makedirs(path, exist_ok=True)
@@ -176,12 +186,7 @@ class State:
         self.changes[col.cid] = len(keys)  # no segment covers them
         if not segments.segmentable(col):
             for pkey, value in zip(keys, values):
-                version, payload, vectors = decode_point(value)
-                col.add(Point(decode_id(pkey), pkey, payload, version))
-                for name, vec in vectors.items():
-                    store = col.store(name)
-                    if store is not None:
-                        store.put(pkey, vec)
+                _add_stored(col, pkey, value)
             return
         records = [msgpack.unpackb(v) for v in values]
         del values
@@ -225,14 +230,8 @@ class State:
         for pkey in dirty:  # changed after the segment: RocksDB has them as committed
             col.remove(pkey)
             value = self.points_cf.get(prefix + pkey)
-            if value is None:
-                continue
-            version, payload, vecs = decode_point(value)
-            col.add(Point(decode_id(pkey), pkey, payload, version))
-            for name, vec in vecs.items():
-                store = col.store(name)
-                if store is not None:
-                    store.put(pkey, vec)
+            if value is not None:
+                _add_stored(col, pkey, value)
         self.changes[col.cid] = len(dirty)
         return True
 
