@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import logging
+import sys
 import time
 
 from faust.contrib.asgi import serve_asgi
@@ -39,6 +40,21 @@ async def _log_ends(settings: Settings) -> dict:
 # Reference cycles are rare in pointlog's data; the collector still finds them, only
 # later (garbage in cycles, such as exceptions with their frames, lives a little longer).
 GC_THRESHOLD = (100_000, 20, 20)
+
+
+# How long a thread may hold the GIL while another waits for it (CPython: 5 ms).
+# The server's background threads (column segments, index snapshots, faust's
+# consumer) run Python in long stretches; at 5 ms every request arriving meanwhile
+# waited up to that long for the event loop's thread to get the GIL back. Measured
+# right after a bulk ingest (four A/B pairs): wait=true p99 14.7/13.4/12.9/5.4 ms at
+# 5 ms, 10.3/9.1/9.8/9.4 ms at 1 ms; ingest speed and idle latency unchanged.
+SWITCH_INTERVAL_S = 0.001
+
+
+def tune_interpreter() -> None:
+    """The collector's schedule (tune_gc) and the GIL's switch interval."""
+    tune_gc()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def tune_gc() -> None:
@@ -87,7 +103,7 @@ def serve(settings: Settings) -> None:
           f"HTTP on {'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
           + (f", gRPC{' (TLS)' if settings.tls else ''} on {settings.host}:{settings.grpc_port}"
              if settings.grpc_port else ""), flush=True)
-    tune_gc()
+    tune_interpreter()
     try:
         worker.execute_from_commandline()
     finally:

@@ -51,15 +51,16 @@ def loads(raw: bytes) -> dict | None:
     # (an escaped "\u005b" would break that, so such a body takes the other path):
     # the decoded body, written back with each vector as the empty arrays of its
     # shape, must hold exactly as many.
-    text = np.frombuffer(raw, dtype=np.uint8)  # numpy counts bytes several times faster than bytes.count
-    if np.count_nonzero(text == _BACKSLASH) and (b"\\u005b" in raw or b"\\u005B" in raw):
+    # A lone backslash is found by memchr; the six-byte search is slow (~1 ms per batch).
+    if b"\\" in raw and (b"\\u005b" in raw or b"\\u005B" in raw):
         return None
+    text = np.frombuffer(raw, dtype=np.uint8)  # numpy counts bytes several times faster than bytes.count
     if np.count_nonzero(text == _OPEN) != orjson.dumps(body, default=_skeleton).count(b"["):
         return None
     return body
 
 
-_OPEN, _BACKSLASH = ord("["), ord("\\")
+_OPEN = ord("[")
 
 
 def _skeleton(value):
