@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     index_interval: float = Field(60.0, ge=0, description="seconds a pending change may wait for a rebuild")
     index_trees: int = Field(32, ge=1, description="Annoy trees per index")
     index_build_threads: int = Field(1, ge=1, description="threads of one Annoy build")
-    index_ef: int = Field(64, ge=1, description="default Annoy candidates per query (hnsw_ef overrides)")
+    index_ef: int = Field(64, ge=1, description="default Annoy candidates per query up to 100k indexed vectors, doubling per tenfold beyond (hnsw_ef overrides)")
 
     @field_validator("loglevel")
     @classmethod

@@ -510,7 +510,6 @@ def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filt
     index: AnnIndex | None = store.index
     if exact or index is None or not indexing(col, store, params) or len(index) == 0:
         return exact_slots(col, store, flt, plan, exclude)
-    ef = max(ef or params.ef * EF_SCALE.get(store.distance, 1), want)
     share = 1.0
     if flt is not None:
         if flt.candidate_ids is not None:
@@ -518,8 +517,11 @@ def candidates(col: Collection, store: VectorStore, query: np.ndarray, flt: Filt
         if plan is not None and len(plan.keys) * (1 if plan.exact else FILTER_COST) <= params.threshold:
             return exact_slots(col, store, flt, plan, exclude)
         share = _matching_share(col, store, flt, plan)
-        if share == 0.0 or ef / share > EXACT_SHARE * len(index):
-            return exact_slots(col, store, flt, plan, exclude)
+    # A filtered search looks for neighbours among the matching share of the index,
+    # so its default is that of an index of their number (then widened by 1/share).
+    ef = max(ef or params.default_ef(len(index) * share) * EF_SCALE.get(store.distance, 1), want)
+    if flt is not None and (share == 0.0 or ef / share > EXACT_SHARE * len(index)):
+        return exact_slots(col, store, flt, plan, exclude)
     found = indexed_slots(col, store, index, query, flt, plan, exclude, want, ef, share)
     return exact_slots(col, store, flt, plan, exclude) if found is None else found
 

@@ -273,3 +273,24 @@ def test_gathered_rows_of_a_cached_filter_are_reused_until_the_next_write():
     again = store.cached(("filter", "group=3"), lambda: np.arange(3, 64, 10))
     assert again is not slots and len(store._cache) == 1  # the old generation's entries are gone
     assert store.rows(again)[1].tolist() == [-1, -1, -1]
+
+
+def test_default_candidates_grow_with_the_index_and_hnsw_ef_is_taken_as_given():
+    params = IndexParams(ef=64, ef_reference=100_000)
+    assert [params.default_ef(n) for n in (0, 50_000, 100_000, 1_000_000, 10_000_000)] == [64, 64, 64, 128, 255]
+
+
+async def test_a_search_asks_the_index_for_the_scaled_default_or_for_hnsw_ef(log, manager, low_threshold, monkeypatch):
+    rng = np.random.default_rng(4)
+    create(log)
+    upsert(log, range(3000), clustered(rng, 3000))
+    assert await manager.maintain() == 1
+    col = log.col()
+    index = col.vectors[""].index
+    asked = []
+    real = type(index).candidates
+    monkeypatch.setattr(type(index), "candidates", lambda self, store, q, n: asked.append(n) or real(self, store, q, n))
+    monkeypatch.setattr(PARAMS, "ef_reference", 300)  # 3000 indexed: ten times the reference
+    query(col, rng.standard_normal(DIM))
+    query(col, rng.standard_normal(DIM), ef=40)
+    assert asked == [PARAMS.default_ef(3000), 40] and PARAMS.default_ef(3000) == 2 * PARAMS.ef
