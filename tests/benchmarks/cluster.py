@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 
 from tests.benchmarks import loadgen
-from tests.benchmarks.run import bodies, cpu_s, progress, recall, rss_mb
+from tests.benchmarks.run import bodies, cpu_s, progress, recall, rss_mb, write_results
 from tests.benchmarks.workload import BATCH, DIM, INDEXED_FIELD, dumps, percentile, queries, vectors
 from tests.support import Broker, Server, free_port
 
@@ -249,11 +249,5 @@ def report(rows: list, n: int, n_queries: int, args, load: tuple) -> None:
     table = "| " + " | ".join(head) + " |\n|" + "---:|" * len(head) + "\n"
     table += "".join("| " + " | ".join(str(x) for x in line) + " |\n" for line in lines)
     if not args.quick:
-        path = os.path.join(HERE, "RESULTS-cluster.md")
-        notes = ""
-        if os.path.exists(path):
-            text = open(path).read()
-            notes = text[text.index("## Notes"):] if "## Notes" in text else ""
-        with open(path, "w") as f:
-            f.write(header + table + ("\n" + notes if notes else ""))
+        write_results(os.path.join(HERE, "RESULTS-cluster.md"), header + table)
     print(json.dumps({"cluster": rows}))

@@ -42,6 +42,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def write_results(path: str, text: str) -> None:
+    """Replace a results file's figures with ``text``, keeping its hand-written
+    ``## Notes`` section."""
+    notes = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        notes = old[old.index("## Notes"):] if "## Notes" in old else ""
+    with open(path, "w") as f:
+        f.write(text + ("\n" + notes if notes else ""))
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system, all threads) the process has used: on a machine
     shared with other work this moves far less than wall-clock figures, so A/B
@@ -390,13 +401,7 @@ def report(ours: dict, peer: dict, n: int, n_search: int, args) -> None:
     table = "".join(f"| {label} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} | "
                     f"{'' if r is None else f'{r:.2f}x'} |\n" for label, a, b, r in rows)
     if not args.quick and not args.isotropic:
-        path = os.path.join(HERE, "RESULTS-large.md" if args.large else "RESULTS.md")
-        notes = ""
-        if os.path.exists(path):
-            text = open(path).read()
-            notes = text[text.index("## Notes"):] if "## Notes" in text else ""
-        with open(path, "w") as f:
-            f.write(header + table + ("\n" + notes if notes else ""))
+        write_results(os.path.join(HERE, "RESULTS-large.md" if args.large else "RESULTS.md"), header + table)
     print(json.dumps({**ours, **peer}))
 
 
