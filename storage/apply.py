@@ -245,5 +245,5 @@ def _batch(state: State, col: Collection, op: ops.Batch, offset: int) -> None:
 
 
 def _touch(state: State, col: Collection, point: Point, offset: int) -> None:
-    point.version = offset
+    col.touch(point, offset)
     state.put_point(col, point)

@@ -47,6 +47,9 @@ class Collection:
         self.payload_schema: dict = {}  # declared payload indexes: field -> Qdrant field_schema
         self.text_indexes: dict = {}  # key path -> Tokenizer, derived from payload_schema
         self.payload_revision = 0  # bumped by every payload change, for caches derived from payloads
+        # The highest version any point has been given (removed ones included): an
+        # index snapshot taken now covers no change with a higher one.
+        self.newest_version = -1
 
     def set_payload_schema(self, schema: dict) -> None:
         """Declared payload indexes (field -> field_schema); text indexes change how
@@ -72,6 +75,8 @@ class Collection:
         if old is None:
             self.order.add(point.key)
         self.points[point.key] = point
+        if point.version > self.newest_version:
+            self.newest_version = point.version
         self.payload_index.replaced(point.key, None if old is None else old.payload, point.payload)
         self.payload_revision += 1
 
@@ -82,7 +87,8 @@ class Collection:
         if self.points:
             raise RuntimeError("load fills an empty collection")
         keys = [p.key for p in points]
-        self.points.update(zip(keys, points))  # the payload index holds this very dict
+        self.points.update(zip(keys, points))
+        self.newest_version = max((p.version for p in points), default=-1)  # the payload index holds this very dict
         self.order = SortedList(keys)
         if self.payload_index.paths():  # built lazily: none yet on a fresh collection
             for p in points:
@@ -99,6 +105,12 @@ class Collection:
                 store.remove(key)
             self.payload_index.replaced(key, point.payload, None)
             self.payload_revision += 1
+
+    def touch(self, point: Point, version: int) -> None:
+        """A stored point changed in place (its payload or vectors): its new version."""
+        point.version = version
+        if version > self.newest_version:
+            self.newest_version = version
 
     def set_payload(self, point: Point, payload: dict) -> None:
         """Give a stored point a new payload object. Never change a stored payload in

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from annoy import AnnoyIndex
 
 from storage.vectors.annoy_index import (METRICS, AnnIndex, IndexParams, build_annoy, indexing, load_indexes,
-                                         max_version, remove_other_builds, slots_of, store_dir, write_atomic,
+                                         remove_other_builds, slots_of, store_dir, write_atomic,
                                          write_snapshot)
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,9 @@ class IndexManager:
         ann_path = os.path.join(dirpath, build + ".ann")
         started = time.perf_counter()
         try:
-            # The offset first: read in a thread but before the generation is taken,
-            # so it can only be lower than the true one, never higher. Lower is safe
-            # (more points count as changed after a restart); higher would trust
-            # points changed after the snapshot.
-            offset = await loop.run_in_executor(None, max_version, list(col.points.values()))
-            generation, removals = store.generation, store.removals
+            # Taken together, with no await between them: every point changed after
+            # this snapshot has a higher version than ``offset``.
+            offset, generation, removals = col.newest_version, store.generation, store.removals
             slots = store.alive_slots()
             matrix, store_keys = store.matrix, store.keys
             trees = self.params.trees
@@ -147,7 +144,8 @@ class IndexManager:
             stats = await loop.run_in_executor(self._builder(), build_annoy, rows_path, store.dim,
                                                METRICS[store.distance], trees, self.params.build_threads,
                                                ann_path)
-            os.remove(rows_path)
+            # Unlinking a file of tens of MB takes milliseconds: never on the loop.
+            await loop.run_in_executor(None, os.remove, rows_path)
             if self.state.collections.get(col.name) is not col:
                 shutil.rmtree(dirpath, ignore_errors=True)  # dropped while building
                 return False
@@ -158,7 +156,7 @@ class IndexManager:
             store.index = AnnIndex(ann, keys, item_slot, generation, removals, offset, build, trees)
             # The old index may still be mapped: unlinking is safe, its pages live
             # until unmapped (only overwriting in place would not be).
-            remove_other_builds(dirpath, build)
+            await loop.run_in_executor(None, remove_other_builds, dirpath, build)
             self.builds += 1
             self.last_build = {"collection": col.name, "vector": name, "items": len(keys),
                                "snapshot_s": copied - started, **stats,

@@ -184,10 +184,6 @@ def remove_other_builds(dirpath: str, keep: str | None) -> None:
             pass
 
 
-def max_version(points: list) -> int:
-    return max((p.version for p in points), default=-1)
-
-
 def write_snapshot(matrix: np.ndarray, store_keys: list, slots: np.ndarray, meta: dict,
                     rows_path: str, keys_path: str) -> list:
     """Runs in a thread, while the loop keeps applying: rows of the snapshot to

@@ -294,3 +294,33 @@ async def test_a_search_asks_the_index_for_the_scaled_default_or_for_hnsw_ef(log
     query(col, rng.standard_normal(DIM))
     query(col, rng.standard_normal(DIM), ef=40)
     assert asked == [PARAMS.default_ef(3000), 40] and PARAMS.default_ef(3000) == 2 * PARAMS.ef
+
+
+async def test_a_snapshot_covers_versions_up_to_the_newest_given_and_a_restart_knows_it(log, manager, low_threshold):
+    """The index's offset is the collection's newest version when the snapshot was
+    taken (payload-only changes and removed points count); a vector changed in place
+    after it is in the delta after a restart."""
+    from storage.ids import encode_id
+    rng = np.random.default_rng(9)
+    create(log)
+    vectors = clustered(rng, 300)
+    upsert(log, range(300), vectors)
+    log.do(parse(ops.SetPayload, {"payload": {"a": 1}, "points": [5]}), "c")
+    newest = log.col().newest_version
+    assert newest == log.col().points[encode_id(5)].version == max(p.version for p in log.col().points.values())
+    log.do(parse(ops.DeletePoints, {"points": [5]}), "c")
+    assert log.col().newest_version == newest > max(p.version for p in log.col().points.values())
+    await manager.maintain()
+    assert log.col().vectors[""].index.offset == newest
+    log.do(parse(ops.UpdateVectors, {"points": [{"id": 7, "vector": (-vectors[7]).tolist()}]}), "c")
+    manager.close()
+    log.reopen()
+    assert log.col().newest_version == log.col().points[encode_id(7)].version > newest
+    again = IndexManager(manager.root, log.state, manager.params)
+    try:
+        assert again.load() == 1
+        store = log.col().vectors[""]
+        assert {store.keys[s] for s in store.changed_since(store.index.generation)} == {encode_id(7)}
+        assert query(log.col(), -vectors[7], limit=1)[0][0] == 7
+    finally:
+        again.close()
