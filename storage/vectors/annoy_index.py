@@ -54,6 +54,11 @@ class IndexParams:
     # Any pending change is indexed at most this many seconds after the previous
     # build; 0 rebuilds continuously (tests).
     interval: float = 60.0
+    # While a store is still being written, its rebuild waits (for at most
+    # ``interval``) until it has this many changes: a build in the middle of a bulk
+    # load is outdated before it ends and slows the load (streams/indexer.py). Also
+    # what bounds the exact scan of the changed points a search makes meanwhile.
+    busy_delta: int = 100_000
     trees: int = 32
     build_threads: int = 1
     # Default number of Annoy candidates per query (Qdrant's ``hnsw_ef`` overrides

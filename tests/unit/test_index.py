@@ -48,7 +48,7 @@ def low_threshold(monkeypatch):
 @pytest.fixture
 def manager(log, tmp_path):
     mgr = IndexManager(str(tmp_path / "indexes"), log.state, IndexParams(threshold=100, delta=10**9,
-                                                                         interval=3600, trees=16))
+                                                                         interval=3600, trees=16, busy_delta=1))
     yield mgr
     mgr.close()
 
@@ -207,6 +207,29 @@ async def test_due_policy_and_small_collections_stay_exact(log, manager, low_thr
     manager.params.interval = 0
     assert await manager.maintain() == 1  # the interval passed with a change pending
     assert await manager.maintain() == 0  # and nothing changed since
+
+
+async def test_a_store_still_being_written_waits_for_busy_delta_changes_or_the_interval(log, manager, low_threshold):
+    """A bulk load is not indexed piece by piece: while a store changes between passes
+    its build waits until busy_delta changes (or the interval) have come; once it is
+    quiet, the ordinary rule applies."""
+    rng = np.random.default_rng(8)
+    manager.params.busy_delta, manager.params.delta = 400, 100
+    create(log)
+    assert await manager.maintain() == 0
+    upsert(log, range(150), clustered(rng, 150))
+    assert await manager.maintain() == 0  # written since the last pass: waits
+    upsert(log, range(150, 300), clustered(rng, 150))
+    assert await manager.maintain() == 0
+    assert await manager.maintain() == 1  # quiet for a pass: built, from the 300 there are
+    upsert(log, range(300, 500), clustered(rng, 200))
+    assert await manager.maintain() == 0  # 200 changes, busy: waits
+    upsert(log, range(500, 700), clustered(rng, 200))
+    assert await manager.maintain() == 1  # 400 changes: built even while busy
+    assert len(log.col().vectors[""].index) == 700
+    upsert(log, range(700, 750), clustered(rng, 50))
+    manager.params.interval = 0
+    assert await manager.maintain() == 1  # busy, but waiting longer than the interval is not allowed
 
 
 async def test_dropped_collection_loses_its_files_and_a_recreated_one_starts_over(log, manager, low_threshold):
