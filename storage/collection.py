@@ -87,8 +87,8 @@ class Collection:
         if self.points:
             raise RuntimeError("load fills an empty collection")
         keys = [p.key for p in points]
-        self.points.update(zip(keys, points))
-        self.newest_version = max((p.version for p in points), default=-1)  # the payload index holds this very dict
+        self.points.update(zip(keys, points))  # the payload index holds this very dict
+        self.newest_version = max((p.version for p in points), default=-1)
         self.order = SortedList(keys)
         if self.payload_index.paths():  # built lazily: none yet on a fresh collection
             for p in points:

@@ -212,7 +212,9 @@ class IndexManager:
         cids = {col.cid for col in self.state.collections.values()}
         for cid in self._known_cids - cids:
             shutil.rmtree(os.path.join(self.root, f"c{cid}"), ignore_errors=True)
-            self._retry_at = {k: v for k, v in self._retry_at.items() if k[0] != cid}
+            for per_store in (self._retry_at, self._seen, self._waiting):
+                for key in [k for k in per_store if k[0] == cid]:
+                    del per_store[key]
         self._known_cids = cids
 
     def close(self) -> None:
